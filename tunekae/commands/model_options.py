@@ -1,0 +1,73 @@
+"""Model options shared by `describe`, `match` and `train`: flags -> ModelConfig."""
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UserError
+from ..layers import FAMILIES
+from ..models import ACTIVATIONS, NOISE_KINDS, VARIANTS, ModelConfig
+
+FAMILY_ALIASES = {"mlp": "linear"}
+
+
+def comma_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,32, got {text!r}")
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"widths must be >= 1, got {text!r}")
+    return values
+
+
+def float_pair(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH like -1,1, got {text!r}")
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"grid range needs LOW < HIGH, got {text!r}")
+    return lo, hi
+
+
+def add_model_arguments(p: argparse.ArgumentParser, shape_only: bool = False) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--family", default="linear", choices=sorted({*FAMILIES, *FAMILY_ALIASES}),
+                   help="layer family (mlp = linear); default linear")
+    g.add_argument("--latent", type=int, default=16, help="latent dimension (default 16)")
+    g.add_argument("--order", type=int, help="kae: polynomial order p; kan: spline order k; cheby: degree D")
+    g.add_argument("--grid", type=int, help="kan: grid intervals G; rbf: number of centres")
+    g.add_argument("--grid-range", type=float_pair, help="kan/rbf knot range LOW,HIGH (kan default -1,1)")
+    g.add_argument("--variant", default="ae", choices=VARIANTS, help="ae or a VAE-family variant")
+    if shape_only:
+        return
+    g.add_argument("--hidden-activation", choices=ACTIVATIONS,
+                   help="between hidden layers (default relu for mlp, none for KAN-like families)")
+    g.add_argument("--latent-activation", default="relu", choices=ACTIVATIONS)
+    g.add_argument("--output-activation", default="sigmoid", choices=ACTIVATIONS)
+    g.add_argument("--beta", type=float, default=1.0, help="KL weight (vae family)")
+    g.add_argument("--derp-lambda", type=float, default=1.0, help="derp_vae KS-term weight")
+    g.add_argument("--derp-probes", type=int, default=16, help="derp_vae random probes K")
+    g.add_argument("--mmd-lambda", type=float, default=10.0, help="wae_mmd MMD weight")
+    r = p.add_argument_group("regularizers")
+    r.add_argument("--dropout", type=float, default=0.0, help="dropout between hidden layers")
+    r.add_argument("--latent-l1", type=float, default=0.0, help="L1 weight on the latent code (sparse AE)")
+    r.add_argument("--noise", default="none", choices=NOISE_KINDS, help="input corruption in training (denoising AE)")
+    r.add_argument("--noise-level", type=float, default=0.0, help="gaussian sigma or salt-and-pepper rate")
+    r.add_argument("--kan-l1", type=float, default=0.0, help="kan: pykan's lamb (L1 of spline weights)")
+    r.add_argument("--kan-entropy", type=float, default=0.0, help="kan: pykan's lamb_entropy")
+
+
+def model_config_from_args(args, input_dim: int, hidden: tuple[int, ...] = ()) -> ModelConfig:
+    family = FAMILY_ALIASES.get(args.family, args.family)
+    fields = dict(family=family, input_dim=input_dim, latent_dim=args.latent, hidden=hidden,
+                  order=args.order, grid=args.grid, grid_range=args.grid_range, variant=args.variant)
+    for name in ("hidden_activation", "latent_activation", "output_activation", "beta", "derp_lambda",
+                 "derp_probes", "mmd_lambda", "dropout", "latent_l1", "noise", "noise_level",
+                 "kan_l1", "kan_entropy"):
+        if hasattr(args, name):
+            fields[name] = getattr(args, name)
+    try:
+        return ModelConfig(**fields)
+    except ValueError as e:
+        raise UserError(str(e)) from None

@@ -1,0 +1,15 @@
+"""Models: one builder for every family and variant. `build_model(ModelConfig(...))`."""
+from .autoencoder import AEOutput, Autoencoder
+from .config import ACTIVATIONS, NOISE_KINDS, VARIANTS, ModelConfig
+from .corruption import corrupt
+from .vae import VAE, WAEMMD, DERPVAE
+
+_VARIANT_CLASSES = {"ae": Autoencoder, "vae": VAE, "beta_vae": VAE, "derp_vae": DERPVAE, "wae_mmd": WAEMMD}
+
+
+def build_model(cfg: ModelConfig) -> Autoencoder:
+    return _VARIANT_CLASSES[cfg.variant](cfg)
+
+
+__all__ = ["ACTIVATIONS", "NOISE_KINDS", "VARIANTS", "AEOutput", "Autoencoder", "ModelConfig",
+           "build_model", "corrupt"]

@@ -1,0 +1,114 @@
+"""The autoencoder: input -> hidden widths -> latent -> mirrored hidden widths -> output, built
+from any registered layer family; the VAE family shares the same builder (see vae.py).
+
+Every model speaks one interface, used by the training engine and the metrics:
+    out = model(x)                 # AEOutput(recon, z, mu, logvar)
+    terms = model.loss_terms(x, out)   # {"loss": total to minimise, "recon": mean per-pixel MSE, ...}
+    model.encode(x)                # deterministic code (posterior mean for the VAE family)
+    model.reconstruct(x)           # evaluation reconstruction (decodes the posterior mean)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..layers import create_layer
+from .config import ModelConfig
+
+
+def activation(name: str) -> nn.Module:
+    return {
+        "relu": nn.ReLU, "relu6": nn.ReLU6, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU,
+        "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "none": nn.Identity,
+    }[name]()
+
+
+def stack(cfg: ModelConfig, widths: list[int], final_activation: str) -> nn.Sequential:
+    """Layers widths[0] -> widths[1] -> ... with the hidden activation (and dropout) between
+    them and `final_activation` after the last."""
+    layers: list[nn.Module] = []
+    n = len(widths) - 1
+    for i in range(n):
+        layers.append(create_layer(cfg.family, widths[i], widths[i + 1], **cfg.layer_options()))
+        if i < n - 1:
+            if cfg.resolved_hidden_activation != "none":
+                layers.append(activation(cfg.resolved_hidden_activation))
+            if cfg.dropout > 0:
+                layers.append(nn.Dropout(cfg.dropout))
+    if final_activation != "none":
+        layers.append(activation(final_activation))
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class AEOutput:
+    recon: torch.Tensor
+    z: torch.Tensor                      # the code the decoder saw (a sample for the VAE family)
+    mu: torch.Tensor | None = None
+    logvar: torch.Tensor | None = None
+
+
+class Autoencoder(nn.Module):
+    """Deterministic autoencoder (variant 'ae'), also the base of WAE-MMD and the VAEs."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        enc_widths = [cfg.input_dim, *cfg.hidden, self.encoder_out_dim()]
+        self.encoder = stack(cfg, enc_widths, self.encoder_activation())
+        self.decoder = stack(cfg, [cfg.latent_dim, *reversed(cfg.hidden), cfg.input_dim],
+                             cfg.output_activation)
+
+    # Hooks the VAE subclasses override.
+    def encoder_out_dim(self) -> int:
+        return self.cfg.latent_dim
+
+    def encoder_activation(self) -> str:
+        return self.cfg.latent_activation
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        z = self.encoder(x)
+        return AEOutput(recon=self.decoder(z), z=z)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encode(x))
+
+    def loss_terms(self, x: torch.Tensor, out: AEOutput) -> dict[str, torch.Tensor]:
+        recon = F.mse_loss(out.recon, x)   # mean per-pixel MSE: the number every family reports
+        terms = {"recon": recon}
+        terms.update(self.extra_terms(out))
+        terms["loss"] = recon + sum(w * terms[name] for name, w in self.weighted_terms().items())
+        return add_regularizers(terms, self, out)
+
+    def extra_terms(self, out: AEOutput) -> dict[str, torch.Tensor]:
+        return {}
+
+    def weighted_terms(self) -> dict[str, float]:
+        """Weights of the extra terms inside terms['loss'] (recon has weight 1)."""
+        return {}
+
+    def kan_layers(self):
+        from ..layers.kan import BSplineKANLayer
+        return [m for m in self.modules() if isinstance(m, BSplineKANLayer)]
+
+
+def add_regularizers(terms: dict, model: Autoencoder, out: AEOutput) -> dict:
+    """Sparse-code L1 and KAN spline regularization (pykan's lamb / lamb_entropy)."""
+    cfg = model.cfg
+    if cfg.latent_l1 > 0:
+        terms["latent_l1"] = out.z.abs().mean()
+        terms["loss"] = terms["loss"] + cfg.latent_l1 * terms["latent_l1"]
+    if (cfg.kan_l1 > 0 or cfg.kan_entropy > 0) and model.kan_layers():
+        l1 = entropy = 0.0
+        for layer in model.kan_layers():
+            a, e = layer.regularization_terms()
+            l1, entropy = l1 + a, entropy + e
+        terms["kan_l1"], terms["kan_entropy"] = l1, entropy
+        terms["loss"] = terms["loss"] + cfg.kan_l1 * l1 + cfg.kan_entropy * entropy
+    return terms
