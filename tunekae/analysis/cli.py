@@ -1,0 +1,121 @@
+"""`python -m tunekae.analysis <command> DIR`: read a search output dir (and its confirmation
+files when present) and write CSVs, markdown and PNG figures into DIR/analysis/ (or --out).
+UserError anywhere becomes one line on stderr and exit status 2, as in `python -m tunekae`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UserError
+
+D = "results/kae_vs_mlp-digits-20261124-101500"
+COMMANDS = {
+    "pareto": ("non-dominated sets over (loss, params, train time), overall and per family; figures; hypervolumes",
+               f"  python -m tunekae.analysis pareto {D}\n  python -m tunekae.analysis pareto {D} --loss val --out /tmp/a"),
+    "table": ("each arm's best configuration as a markdown results table (+ CSV)",
+              f"  python -m tunekae.analysis table {D}\n  python -m tunekae.analysis table {D} --select val"),
+    "compare": ("per budget, the best configuration of each family; differences with 95% CI and Welch p-values",
+                f"  python -m tunekae.analysis compare {D}\n  python -m tunekae.analysis compare {D} --alpha 0.01"),
+    "recon": ("originals vs reconstructions of each family's best saved model (+ latent scatter for 2-D codes)",
+              f"  python -m tunekae.analysis recon {D}\n  python -m tunekae.analysis recon {D} --n 10 --data-dir ~/data"),
+    "importance": ("Optuna (fANOVA) hyperparameter importances per arm from studies/<arm>.journal",
+                   f"  python -m tunekae.analysis importance {D}\n  python -m tunekae.analysis importance {D} --full-only"),
+    "report": ("everything available, linked from report.md with the question, protocol and answer",
+               f"  python -m tunekae.analysis report {D}\n  python -m tunekae.analysis report {D} --out analysis/kae_vs_mlp"),
+}
+OUTPUTS = {"pareto": "pareto.csv, hypervolume.csv, pareto_params.png, pareto_time.png",
+           "table": "table.md, table.csv", "compare": "compare.md, compare.csv (needs confirmed_runs.csv)",
+           "recon": "recon_<budget>.png (latent_<budget>.png for 2-D codes or point data)",
+           "importance": "importance.csv, importance.png", "report": "report.md and all of the above"}
+
+
+SELECT_HELP = ("how the best configuration of an arm is chosen among the confirmed ones: 'val' = the search's "
+               "validation rank 1 (default: the test split only reports, never selects), 'test' = lowest test_loss_mean")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):   # usage errors: one line, exit 2
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    examples = "\n".join(ex.splitlines()[0] for _, ex in COMMANDS.values())
+    parser = _Parser(prog="python -m tunekae.analysis", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Analyse a tunekae search output dir (run.json, results.csv, studies/, and "
+                                 "confirmed*.csv + models/ after `python -m tunekae confirm DIR`).\n"
+                                 "Outputs go to DIR/analysis/ unless --out is given.",
+                     epilog="examples:\n" + examples + "\n\nRun `python -m tunekae.analysis COMMAND --help` for "
+                                                       "a command's options.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, title="commands")
+    for name, (help_, examples) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_.replace("%", "%%"), description=f"{help_}.\nWrites: {OUTPUTS[name]}.",
+                           epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("dir", metavar="DIR", help="a search output dir (holds run.json and results.csv)")
+        p.add_argument("--out", help="output dir (default DIR/analysis)")
+        if name == "pareto":
+            p.add_argument("--loss", choices=("auto", "val", "test"), default="auto",
+                           help="auto: search trials on val_loss, plus confirmed configurations on test loss when "
+                                "confirmed.csv exists; val or test: only that source")
+        if name in ("table", "compare", "report"):
+            p.add_argument("--select", choices=("val", "test"), default="val", help=SELECT_HELP)
+        if name in ("compare", "report"):
+            p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+        if name in ("recon", "report"):
+            p.add_argument("--data-dir", help="data root for torchvision datasets (default: the search's)")
+        if name == "recon":
+            p.add_argument("--n", type=int, default=8, help="test images per row (default 8)")
+        if name == "importance":
+            p.add_argument("--full-only", action="store_true",
+                           help="only trials that ran the full epoch budget (default: every completed trial)")
+    return parser
+
+
+def dispatch(args) -> dict:
+    from . import compare, importance, pareto, recon, report, table
+    from .load import load, output_dir
+    res = load(args.dir)
+    if args.command == "compare":
+        res.require_confirmed_runs()         # fail before creating DIR/analysis
+    if not 0 < getattr(args, "alpha", 0.05) < 1:
+        raise UserError("--alpha must be between 0 and 1")
+    if getattr(args, "n", 1) < 1:
+        raise UserError("--n must be >= 1")
+    out = output_dir(res, args.out)
+    c = args.command
+    if c == "pareto":
+        return pareto.run(res, out, args.loss)
+    if c == "table":
+        return table.run(res, out, args.select)
+    if c == "compare":
+        return compare.run(res, out, args.select, args.alpha)
+    if c == "recon":
+        return recon.run(res, out, n=args.n, data_dir=args.data_dir)
+    if c == "importance":
+        return importance.run(res, out, args.full_only)
+    return report.run(res, out, args.select, args.alpha, args.data_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        done = dispatch(args)
+    except UserError as e:
+        print(f"tunekae.analysis {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tunekae.analysis {args.command}: interrupted", file=sys.stderr)
+        return 130
+    out = args.out or f"{args.dir.rstrip('/')}/analysis"
+    for note in done.get("notes", []):
+        print(f"note: {note}")
+    if "markdown" in done:                   # table and compare: the result itself
+        print(done["markdown"])
+    if "answer" in done:
+        print(done["answer"])
+    print(f"wrote {', '.join(done['files'])} to {out}")
+    return 0

@@ -1,0 +1,153 @@
+"""Reading and validating a results dir (layout: docs/ARCHITECTURE.md, "Results directory").
+
+`load(dir)` returns a Results with run.json as a dict and the CSVs as DataFrames; anything a
+user can get wrong (not a results dir, empty results, unreadable files) raises UserError with
+one sentence naming the fix. The analysis never imports Ray or torch from here.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+
+CONFIRM_HINT = "run `python -m tunekae confirm {dir}` first"
+REQUIRED = ("arm", "family", "status", "val_loss", "params")
+
+
+@dataclass
+class Results:
+    path: Path
+    run: dict
+    results: pd.DataFrame                         # one row per trial, with a boolean `full_budget`
+    confirmed: pd.DataFrame | None = None         # one row per configuration (mean/std over seeds)
+    confirmed_runs: pd.DataFrame | None = None    # one row per configuration and seed
+
+    @property
+    def full(self) -> pd.DataFrame:
+        return self.results[self.results["full_budget"]]
+
+    def require_full(self) -> pd.DataFrame:
+        full = self.full
+        if not len(full):
+            counts = ", ".join(f"{n} {s}" for s, n in self.results["status"].value_counts().items())
+            stopped = int(self.results["stopped_early"].sum())
+            raise UserError(f"no trial in {self.path} ran the full epoch budget ({len(self.results)} trials: "
+                            f"{counts}; {stopped} stopped early by ASHA); run a longer search")
+        return full
+
+    def require_confirmed_runs(self) -> pd.DataFrame:
+        if self.confirmed_runs is None or not len(self.confirmed_runs):
+            raise UserError(f"no confirmed_runs.csv in {self.path}; " + CONFIRM_HINT.format(dir=self.path))
+        return self.confirmed_runs
+
+    def budgets(self) -> list[dict]:
+        """[{label, params}] sorted by params: from run.json, else from results.csv."""
+        budgets = self.run.get("budgets") or []
+        out = []
+        for b in budgets:
+            if isinstance(b, dict):
+                out.append({"label": str(b.get("label", b.get("params"))), "params": int(b["params"])})
+            else:                                   # tolerate [label, params] pairs
+                out.append({"label": str(b[0]), "params": int(b[1])})
+        if not out and "budget" in self.results:
+            pairs = self.results[["budget", "budget_label"]].dropna().drop_duplicates()
+            out = [{"label": str(r.budget_label), "params": int(r.budget)} for r in pairs.itertuples()]
+        return sorted(out, key=lambda b: b["params"])
+
+    def budget_label(self, budget) -> str:
+        for b in self.budgets():
+            if b["params"] == int(budget):
+                return b["label"]
+        return f"{int(budget):,}"
+
+
+def _to_bool(series: pd.Series) -> pd.Series:
+    if series.dtype == bool:
+        return series
+    mapped = series.map(lambda v: str(v).strip().lower() in ("true", "1", "yes", "1.0"))
+    return mapped.astype(bool)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype={"trial_id": str, "arm": str, "family": str, "budget_label": str,
+                                        "hidden": str})
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a readable CSV ({type(e).__name__}); re-run the command that wrote it")
+
+
+def load(directory, need_results: bool = True) -> Results:
+    path = Path(directory)
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory; pass the output dir of `python -m tunekae search`")
+    missing = [n for n in ("run.json", "results.csv") if not (path / n).is_file()]
+    if missing:
+        raise UserError(f"{path} is not a tunekae results dir (no {' or '.join(missing)}); "
+                        f"pass the output dir of `python -m tunekae search`")
+    try:
+        run = json.loads((path / "run.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path / 'run.json'} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); "
+                        f"re-run the search") from None
+    if not isinstance(run, dict):
+        raise UserError(f"{path / 'run.json'} does not hold a JSON object; re-run the search")
+    results = _read_csv(path / "results.csv")
+    if not len(results):
+        raise UserError(f"{path / 'results.csv'} has no trials; the search recorded nothing (run it again)")
+    absent = [c for c in REQUIRED if c not in results]
+    if absent:
+        raise UserError(f"{path / 'results.csv'} lacks column(s) {', '.join(absent)}; "
+                        f"it was not written by `python -m tunekae search`")
+    results = _normalise(results, run)
+    out = Results(path=path, run=run, results=results)
+    for name in ("confirmed", "confirmed_runs"):
+        f = path / f"{name}.csv"
+        if f.is_file():
+            df = _read_csv(f)
+            setattr(out, name, df if len(df) else None)
+    return out
+
+
+def _normalise(df: pd.DataFrame, run: dict) -> pd.DataFrame:
+    df = df.copy()
+    epochs = run.get("epochs")
+    defaults = {"stopped_early": False, "epochs_completed": np.nan, "epochs_budget": epochs,
+                "train_seconds": np.nan, "seconds_per_epoch": np.nan, "budget": np.nan,
+                "budget_label": None, "trial_id": None}
+    for col, value in defaults.items():
+        if col not in df:
+            df[col] = value
+    df["trial_id"] = df["trial_id"].fillna(pd.Series([f"row{i}" for i in range(len(df))], index=df.index))
+    df["status"] = df["status"].fillna("error").astype(str)
+    df["stopped_early"] = _to_bool(df["stopped_early"].fillna(False))
+    for col in ("val_loss", "params", "train_seconds", "seconds_per_epoch", "epochs_completed", "epochs_budget",
+                "budget"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    if epochs is not None:
+        df["epochs_budget"] = df["epochs_budget"].fillna(epochs)
+    df["full_budget"] = ((df["status"] == "ok") & ~df["stopped_early"]
+                         & (df["epochs_completed"] >= df["epochs_budget"])
+                         & np.isfinite(df["val_loss"]) & np.isfinite(df["params"]))
+    if df["budget_label"].isna().any():
+        labels = {int(b["params"]): str(b["label"]) for b in run.get("budgets") or [] if isinstance(b, dict)}
+        fill = df["budget"].map(lambda b: labels.get(int(b), f"{int(b):,}") if pd.notna(b) else "?")
+        df["budget_label"] = df["budget_label"].fillna(fill)
+    return df
+
+
+def hp_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith("hp_")]
+
+
+def output_dir(res: Results, out) -> Path:
+    """--out, else DIR/analysis; created."""
+    target = Path(out) if out else res.path / "analysis"
+    target.mkdir(parents=True, exist_ok=True)
+    return target

@@ -1,0 +1,149 @@
+"""`report`: run every analysis the results dir allows and write report.md linking them, with
+the question, the protocol (all from run.json and the CSVs) and a two-sentence answer generated
+from the compare table. Every number is formatted from the DataFrames the CSVs were written
+from, with the same functions, so text and CSV agree."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from . import compare, importance, pareto, recon, table
+from .load import Results
+from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
+
+
+def answer_sentences(cmp: pd.DataFrame | None, tab: pd.DataFrame, alpha: float = 0.05) -> str:
+    if cmp is None or not len(cmp):
+        clauses = []
+        for budget, at in tab.groupby("budget", sort=True):
+            at = at.sort_values("loss")
+            vs = ", ".join(f"{r.family} {fmt_loss(r.loss)}" for r in at.iloc[1:].itertuples())
+            clauses.append(f"at {fmt_params(budget)} parameters the best {at.iloc[0]['family']} reaches validation "
+                           f"MSE {fmt_loss(at.iloc[0]['loss'])}" + (f" vs {vs}" if vs else ""))
+        return ("Without confirmation runs there is only a provisional answer: " + "; ".join(clauses) + ". "
+                "These are single validation runs with no test of the differences; run `python -m tunekae "
+                "confirm` for test results over seeds.")
+    clauses = []
+    for budget, at in cmp.groupby("budget", sort=True):
+        win = at[at["is_best"]].iloc[0]
+        vs = []
+        for r in at[~at["is_best"]].itertuples():
+            verdict = ("difference significant" if r.significant else "difference not significant") \
+                if np.isfinite(r.p_value) else "no test"
+            vs.append(f"{r.family} {fmt_pm(r.test_loss_mean, r.test_loss_std)} ({verdict}, p={fmt_p(r.p_value)})")
+        clauses.append(f"{'at' if clauses else 'At'} {fmt_params(budget)} parameters the best {win['family']} reaches test MSE "
+                       f"{fmt_pm(win['test_loss_mean'], win['test_loss_std'])}" + (" vs " + ", ".join(vs) if vs else ""))
+    wins = cmp[cmp["is_best"]]["family"].value_counts()
+    top = sort_families(wins[wins == wins.max()].index)
+    who = f"{top[0]} is the best family" if len(top) == 1 else f"{' and '.join(top)} are each best"
+    others = cmp[~cmp["is_best"]]
+    return ("; ".join(clauses) + ". "
+            f"{who} at {int(wins.max())} of {cmp['budget'].nunique()} budgets, and "
+            f"{int(others['significant'].sum())} of {len(others)} differences to a budget's best family are "
+            f"significant (Welch t-test over seeds, p < {alpha:g}).")
+
+
+def arm_summary(res: Results) -> pd.DataFrame:
+    rows = []
+    for arm, g in res.results.groupby("arm", sort=False):
+        rows.append({"arm": arm, "family": g["family"].iloc[0], "budget": g["budget"].iloc[0], "trials": len(g),
+                     "feasible": int((g["status"] != "infeasible").sum()), "full budget": int(g["full_budget"].sum()),
+                     "stopped early": int(g["stopped_early"].sum()), "diverged": int((g["status"] == "diverged").sum()),
+                     "errors": int((g["status"] == "error").sum())})
+    return pd.DataFrame(rows).sort_values(["budget", "family"])
+
+
+def protocol(res: Results) -> str:
+    run = res.run
+    splits = run.get("splits") or {}
+    split_txt = ", ".join(f"{k} {int(v):,}" for k, v in splits.items()) or "not recorded in run.json"
+    budgets = ", ".join(f"{b['label']} = {b['params']:,}" for b in res.budgets())
+    asha = run.get("asha")
+    asha_txt = (f"grace period {asha.get('grace_period')}, reduction factor {asha.get('reduction_factor')}, "
+                f"max_t {asha.get('max_t')}" if isinstance(asha, dict) else "off (every trial runs every epoch)")
+    lines = [f"- **Dataset:** {run.get('dataset', '?')} (input dim {run.get('input_dim', '?')}, latent dim "
+             f"{run.get('latent_dim', '?')}); splits: {split_txt}. Selection on validation, test only in confirmation.",
+             f"- **Budgets (trainable parameters):** {budgets}.",
+             f"- **Arms:** {', '.join(sort_families(res.results['family']))} at every budget; "
+             f"{run.get('samples_per_arm', '?')} trials per arm (Optuna TPE, one study per arm), "
+             f"{run.get('epochs', '?')} epochs per trial.",
+             f"- **ASHA:** {asha_txt}.",
+             f"- **Seeds:** search seed {run.get('seed', '?')}."]
+    runs = res.confirmed_runs
+    if runs is not None:
+        per_arm = runs.drop_duplicates(["arm", "trial_id"]).groupby("arm").size()
+        lines[-1] += (f" Confirmation: top {int(per_arm.max())} configuration(s) per arm x "
+                      f"{runs['seed'].nunique()} fresh seeds ({', '.join(map(str, sorted(runs['seed'].unique())))}), "
+                      f"{len(runs)} runs, {int((runs.get('status') == 'ok').sum())} ok.")
+    hw = run.get("hardware") or {}
+    if hw:
+        lines.append("- **Hardware:** " + ", ".join(f"{k} {v}" for k, v in hw.items() if v not in (None, "")) + ".")
+    if run.get("versions"):
+        lines.append("- **Versions:** " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + ".")
+    wall = run.get("wall_seconds")
+    lines.append(f"- **Wall time:** search {fmt_seconds(wall)} s" if wall is not None else "- **Wall time:** not recorded")
+    if runs is not None and "train_seconds" in runs:
+        lines[-1] += f"; confirmation training {fmt_seconds(pd.to_numeric(runs['train_seconds']).sum())} s (sum over runs)"
+    lines[-1] += "."
+    if run.get("command"):
+        lines.append(f"- **Command:** `{run['command']}`")
+    return "\n".join(lines) + "\n\n" + markdown_table(arm_summary(res).astype(str))
+
+
+def _optional(name, fn, notes):
+    try:
+        return fn()
+    except UserError as e:
+        notes.append(f"{name} skipped: {e}")
+    except Exception as e:  # an optional section must not sink the whole report
+        print(f"tunekae.analysis report: warning: {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        notes.append(f"{name} failed: {type(e).__name__}: {e}")
+    return None
+
+
+def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=None) -> dict:
+    res.require_full()
+    notes: list[str] = []
+    par = pareto.run(res, out)
+    tab = table.run(res, out, select)
+    cmp = _optional("compare", lambda: compare.run(res, out, select, alpha), notes) \
+        if res.confirmed_runs is not None else None
+    if cmp is None and res.confirmed_runs is None:
+        notes.append("compare skipped: no confirmed_runs.csv (run `python -m tunekae confirm DIR`)")
+    rec = _optional("recon", lambda: recon.run(res, out, data_dir=data_dir), notes)
+    imp = _optional("importance", lambda: importance.run(res, out), notes)
+    run_ = res.run
+    title = f"{run_.get('space', res.path.name)} on {run_.get('dataset', '?')}"
+    answer = answer_sentences(cmp["table"] if cmp else None, tab["table"], alpha)
+    md = [f"# {title}\n", "## Question\n", f"{run_.get('description') or 'not recorded'} — at the same parameter "
+          "budget and the same tuning effort, which autoencoder family reconstructs best, and at what cost in time?\n",
+          "## Answer\n", answer + "\n",
+          "## Protocol\n", protocol(res), "## Results\n", tab["markdown"], "Numbers: [table.csv](table.csv).\n"]
+    if cmp:
+        md += [cmp["markdown"], "Numbers: [compare.csv](compare.csv).\n"]
+    hv = par["hypervolume"]
+    hv_md = markdown_table(pd.DataFrame({"source": hv["source"], "family": hv["family"], "points": hv["n_points"],
+                                         "on front": hv["n_front"], "hypervolume": hv["hypervolume"].map(fmt_loss),
+                                         "normalised": hv["hypervolume_normalised"].map(fmt_loss)}))
+    md += ["### Pareto fronts (loss, parameters, training time)\n",
+           "Fronts use only trials that ran the full epoch budget; hollow markers are trials ASHA stopped early. "
+           "Search points use validation loss, confirmed points test loss (never mixed in one front).\n",
+           "![loss vs parameters](pareto_params.png)\n", "![loss vs training time](pareto_time.png)\n",
+           "Hypervolume in (log10 parameters, loss) against one reference point per source "
+           "(1.1 x the largest loss and parameter count among full-budget points); bigger is better.\n", hv_md,
+           "Numbers: [pareto.csv](pareto.csv), [hypervolume.csv](hypervolume.csv).\n"]
+    if rec:
+        md += ["### Reconstructions and latent codes\n"] + [f"![{f}]({f})\n" for f in rec["files"]]
+        md += [f"- {n}\n" for n in rec["notes"]]
+    if imp:
+        md += ["### Hyperparameter importance\n", "![importance](importance.png)\n",
+               "Numbers: [importance.csv](importance.csv).\n"]
+    if notes:
+        md += ["## Notes\n"] + [f"- {n}\n" for n in notes]
+    files = par["files"] + tab["files"] + (cmp["files"] if cmp else []) + (rec["files"] if rec else []) + \
+        (imp["files"] if imp else [])
+    (out / "report.md").write_text("\n".join(md))
+    return {"files": ["report.md", *files], "notes": notes, "answer": answer}

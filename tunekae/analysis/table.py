@@ -1,0 +1,120 @@
+"""`table`: one row per arm (family x budget), its best configuration, in the style of a review
+blog's results table: family, key hyperparameters, params, test loss mean ± std over the
+confirmation seeds, time per epoch, latent and denoising metrics. Without confirmed.csv it falls
+back to each arm's best full-budget search trial on VALIDATION metrics and says so."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from .load import Results
+from .style import fmt_loss, fmt_metric, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
+
+METRICS = ["knn_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse", "psnr"]
+HP_ORDER = ["order", "grid", "hidden_activation", "latent_activation", "output_activation", "optimizer", "lr",
+            "batch_size", "weight_decay", "beta", "derp_lambda", "derp_probes", "mmd_lambda", "kan_l1",
+            "kan_entropy", "dropout", "latent_l1", "noise", "noise_level"]
+
+
+def best_confirmed(res: Results, select: str = "val") -> pd.DataFrame:
+    """Each arm's best row of confirmed.csv (test: lowest test_loss_mean; val: lowest rank)."""
+    c = res.confirmed.copy()
+    c["test_loss_mean"] = pd.to_numeric(c["test_loss_mean"], errors="coerce")
+    c = c[np.isfinite(c["test_loss_mean"])]
+    key = ["rank", "test_loss_mean"] if select == "val" and "rank" in c else ["test_loss_mean"]
+    return c.sort_values(key).groupby("arm", sort=False).head(1)
+
+
+def best_search(res: Results) -> pd.DataFrame:
+    full = res.require_full()
+    return full.sort_values("val_loss").groupby("arm", sort=False).head(1)
+
+
+def _value(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(v)
+    if isinstance(v, (float, np.floating)):
+        return str(int(v)) if float(v).is_integer() and abs(v) < 1e6 else f"{v:.2g}"
+    return str(v)
+
+
+def key_hyperparameters(row: pd.Series) -> str:
+    """'hidden 64,32; order 3; optimizer adam; lr 0.0012; ...' from hidden and every hp_* set."""
+    hidden = row.get("hidden")
+    parts = [f"hidden {hidden if isinstance(hidden, str) and hidden.strip() else 'none'}"]
+    names = [c[3:] for c in row.index if c.startswith("hp_")]
+    for name in sorted(names, key=lambda n: (HP_ORDER.index(n) if n in HP_ORDER else len(HP_ORDER), n)):
+        v = row.get(f"hp_{name}")
+        if v is None or (isinstance(v, float) and math.isnan(v)) or name == "seed":
+            continue
+        parts.append(f"{name} {_value(v)}")
+    return "; ".join(parts)
+
+
+def results_table(res: Results, select: str = "val") -> tuple[pd.DataFrame, str]:
+    """(numeric table, heading). Rows sorted by budget, then loss."""
+    if res.confirmed is not None and "test_loss_mean" in res.confirmed:
+        best = best_confirmed(res, select)
+        rows = [{"source": "confirmed test", "loss": r.get("test_loss_mean"), "loss_std": r.get("test_loss_std"),
+                 "n": r.get("n"), "seconds_per_epoch": r.get("seconds_per_epoch_mean"),
+                 "train_seconds": r.get("train_seconds_mean"),
+                 **{m: r.get(f"{m}_mean") for m in METRICS}, **_ids(r)} for _, r in best.iterrows()]
+        seeds = int(pd.to_numeric(best["n"], errors="coerce").max()) if "n" in best and len(best) else 0
+        rule = "lowest test loss" if select == "test" else "best validation rank"
+        heading = (f"Confirmed test results: each arm's best configuration ({rule}), mean ± std over "
+                   f"{seeds} seeds")
+    else:
+        best = best_search(res)
+        rows = [{"source": "search validation", "loss": r.get("val_loss"), "loss_std": np.nan, "n": 1,
+                 "seconds_per_epoch": r.get("seconds_per_epoch"), "train_seconds": r.get("train_seconds"),
+                 **{m: r.get(f"val_{m}") for m in METRICS}, **_ids(r)} for _, r in best.iterrows()]
+        heading = ("VALIDATION results of each arm's best full-budget search trial (single runs; no "
+                   f"confirmed.csv, so no test results: run `python -m tunekae confirm {res.path}`)")
+    if not rows:
+        raise UserError(f"{res.path / 'confirmed.csv'} holds no configuration with a finite test loss; "
+                        f"re-run `python -m tunekae confirm {res.path}`")
+    table = pd.DataFrame(rows)
+    order = {f: i for i, f in enumerate(sort_families(table["family"]))}
+    table = table.assign(_f=table["family"].map(order)).sort_values(["budget", "loss", "_f"]).drop(columns="_f")
+    cols = ["budget", "budget_label", "family", "arm", "trial_id", "rank", "hyperparameters", "params", "loss",
+            "loss_std", "n", "seconds_per_epoch", "train_seconds", *METRICS, "source"]
+    return table.reindex(columns=cols).reset_index(drop=True), heading
+
+
+def _ids(r: pd.Series) -> dict:
+    return {"budget": r.get("budget"), "budget_label": r.get("budget_label"), "family": r.get("family"),
+            "arm": r.get("arm"), "trial_id": r.get("trial_id"), "rank": r.get("rank", 1),
+            "params": r.get("params"), "hyperparameters": key_hyperparameters(r)}
+
+
+def to_markdown(table: pd.DataFrame, heading: str, confirmed: bool) -> str:
+    loss_name = "test MSE (mean ± std)" if confirmed else "val MSE"
+    pre = "" if confirmed else "val "
+    shown = pd.DataFrame({
+        "budget": [f"{b} ({fmt_params(p)})" for b, p in zip(table["budget_label"], table["budget"])],
+        "family": table["family"], "hyperparameters": table["hyperparameters"],
+        "params": table["params"].map(fmt_params),
+        "loss": [fmt_pm(m, s) for m, s in zip(table["loss"], table["loss_std"])],
+        "spe": table["seconds_per_epoch"].map(fmt_seconds),
+        **{m: table[m].map(fmt_loss if "denoise" in m else fmt_metric) for m in METRICS}})
+    columns = {"budget": "budget", "family": "family", "hyperparameters": "key hyperparameters",
+               "params": "params", "loss": loss_name, "spe": "train time (s/epoch)",
+               "knn_acc": f"{pre}kNN acc", "recall_at_5": f"{pre}recall@5",
+               "denoise_sp_mse": f"{pre}denoise s&p MSE", "denoise_gauss_mse": f"{pre}denoise gauss MSE",
+               "psnr": f"{pre}PSNR (dB)"}
+    return f"### {heading}\n\n" + markdown_table(shown, columns)
+
+
+def run(res: Results, out, select: str = "val") -> dict:
+    table, heading = results_table(res, select)
+    confirmed = bool(len(table)) and table["source"].iloc[0] == "confirmed test"
+    table.to_csv(out / "table.csv", index=False)
+    md = to_markdown(table, heading, confirmed)
+    (out / "table.md").write_text(md)
+    return {"table": table, "heading": heading, "markdown": md, "confirmed": confirmed,
+            "files": ["table.md", "table.csv"]}
