@@ -5,7 +5,7 @@ import json
 
 from ..budget import count_flops, count_params
 from ..models import build_model
-from .model_options import add_model_arguments, comma_ints, model_config_from_args
+from .model_options import add_model_arguments, comma_ints, input_dim_from_args, model_config_from_args
 
 NAME = "describe"
 HELP = "print an architecture's layers, exact trainable parameters and forward FLOPs per sample"
@@ -19,7 +19,8 @@ EXAMPLES = """  python -m tunekae describe --family kae --order 3 --latent 16 --
 def add_arguments(p):
     add_model_arguments(p)
     p.add_argument("--hidden", type=comma_ints, default=(), help="encoder hidden widths, comma list (omit for none)")
-    p.add_argument("--input-dim", type=int, default=784, help="input dimension (default 784 = 28x28)")
+    p.add_argument("--input-dim", type=int, help="input dimension (default 784 = 28x28)")
+    p.add_argument("--dataset", help="take the input dimension from a dataset (digits: 64; list: `spaces --datasets`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -34,7 +35,7 @@ def layer_rows(model) -> list[dict]:
 
 
 def run(args) -> int:
-    cfg = model_config_from_args(args, args.input_dim, tuple(args.hidden))
+    cfg = model_config_from_args(args, input_dim_from_args(args), tuple(args.hidden))
     model = build_model(cfg)
     info = {"family": args.family, "layer": cfg.family, "variant": cfg.variant, "input_dim": cfg.input_dim,
             "hidden": list(cfg.hidden), "latent": cfg.latent_dim, "order": cfg.order, "grid": cfg.grid,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from ..budget import parse_budget, solve_widths
-from .model_options import add_model_arguments, model_config_from_args
+from .model_options import add_model_arguments, input_dim_from_args, model_config_from_args
 
 NAME = "match"
 HELP = "find hidden widths that give a family a parameter budget (absolute or like 4x the 1-layer MLP)"
@@ -19,7 +19,8 @@ def add_arguments(p):
     p.add_argument("--budget", required=True, help="parameters: 100000, 100k, 1.5M, or 4x the single-layer MLP")
     p.add_argument("--depth", type=int, default=1, help="number of hidden layers (default 1)")
     p.add_argument("--tolerance", type=float, default=0.02, help="allowed relative error (default 0.02)")
-    p.add_argument("--input-dim", type=int, default=784, help="input dimension (default 784)")
+    p.add_argument("--input-dim", type=int, help="input dimension (default 784)")
+    p.add_argument("--dataset", help="take the input dimension from a dataset (digits: 64; list: `spaces --datasets`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -27,7 +28,7 @@ def run(args) -> int:
     from ..errors import UserError
     if args.depth < 0 or not 0 < args.tolerance < 1:
         raise UserError("--depth must be >= 0 and --tolerance between 0 and 1")
-    cfg = model_config_from_args(args, args.input_dim)
+    cfg = model_config_from_args(args, input_dim_from_args(args))
     budget = parse_budget(args.budget, cfg.input_dim, cfg.latent_dim)
     match = solve_widths(cfg, budget, args.depth, args.tolerance)
     out = {"family": args.family, "depth": args.depth, **match.to_dict(), "tolerance": args.tolerance}

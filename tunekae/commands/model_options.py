@@ -71,3 +71,13 @@ def model_config_from_args(args, input_dim: int, hidden: tuple[int, ...] = ()) -
         return ModelConfig(**fields)
     except ValueError as e:
         raise UserError(str(e)) from None
+
+
+def input_dim_from_args(args) -> int:
+    """--input-dim, or the dimension of --dataset, or 784 (28x28 images)."""
+    if getattr(args, "dataset", None):
+        if args.input_dim:
+            raise UserError("give --input-dim or --dataset, not both")
+        from ..data import load_dataset
+        return load_dataset(args.dataset, data_dir=getattr(args, "data_dir", None)).input_dim
+    return args.input_dim or 784

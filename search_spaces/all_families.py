@@ -1,0 +1,17 @@
+"""Every family at the same budgets: MLP, KAE, B-spline KAN, Chebyshev, RBF and the VAE family."""
+from tunekae.spaces import Space
+
+from ._arms import CHEBY, KAE, KAN, MLP, RBF, VAES
+
+SPACE = Space(
+    name="all_families",
+    description="Every autoencoder family (MLP, KAE, KAN, Chebyshev, RBF, VAE family) at equal budgets",
+    arms=[MLP, KAE, KAN, CHEBY, RBF, *VAES],
+    dataset="digits",
+    latent_dim=16,
+    budgets=["4x", "16x"],
+    samples_per_arm=12,
+    epochs=30,
+    grace_period=5,
+    reduction_factor=3,
+)

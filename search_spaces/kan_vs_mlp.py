@@ -1,0 +1,18 @@
+"""B-spline KAN, Chebyshev-KAN and RBF-KAN (FastKAN) autoencoders against the MLP at matched
+budgets; KAN arms also search pykan's spline regularization weights."""
+from tunekae.spaces import Space
+
+from ._arms import CHEBY, KAN, MLP, RBF
+
+SPACE = Space(
+    name="kan_vs_mlp",
+    description="B-spline KAN, Chebyshev and RBF KAN autoencoders vs MLP at equal parameters and tuning effort",
+    arms=[MLP, KAN, CHEBY, RBF],
+    dataset="digits",
+    latent_dim=16,
+    budgets=["4x", "16x"],
+    samples_per_arm=12,
+    epochs=30,
+    grace_period=5,
+    reduction_factor=3,
+)

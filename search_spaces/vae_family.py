@@ -1,0 +1,19 @@
+"""The VAE family on MLP layers: vae, beta_vae, derp_vae, wae_mmd, each with its own weights
+searched. Compare reconstruction (posterior mean) and the latent metrics (kl, active_units,
+ks_distance) at equal parameters."""
+from tunekae.spaces import Space
+
+from ._arms import VAES
+
+SPACE = Space(
+    name="vae_family",
+    description="VAE, beta-VAE, DERP-VAE and WAE-MMD on MLP layers at equal parameters and tuning effort",
+    arms=VAES,
+    dataset="digits",
+    latent_dim=8,
+    budgets=["4x"],
+    samples_per_arm=12,
+    epochs=30,
+    grace_period=5,
+    reduction_factor=3,
+)

@@ -1,0 +1,93 @@
+"""The search layer end to end with the real stack (Ray Tune + OptunaSearch + ASHA) on tiny
+budgets: every shipped space runs, results and studies land on disk, bad input exits 2."""
+import json
+
+import optuna
+import pandas as pd
+import pytest
+
+from tunekae.spaces import builtin_spaces, load_space
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    import ray
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_spaces_lists_the_shipped_comparisons(run_cli):
+    code, out, _ = run_cli("spaces")
+    assert code == 0
+    for name in ("kae_vs_mlp", "kan_vs_mlp", "vae_family", "all_families"):
+        assert name in out
+
+
+def test_unknown_space_exits_2_listing_valid_names(run_cli, tmp_path):
+    code, out, err = run_cli("search", "--space", "nope", "--output", tmp_path / "x")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "kae_vs_mlp" in err and "all_families" in err
+
+
+def test_bad_options_exit_2(run_cli, tmp_path):
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 0, "--output", tmp_path / "y")
+    assert code == 2 and "--samples" in err
+    code, _, err = run_cli("search", "--resume", "--output", tmp_path / "missing")
+    assert code == 2 and "nothing to resume" in err
+
+
+@pytest.mark.parametrize("space", sorted(builtin_spaces()))
+def test_every_shipped_space_runs(space, run_cli, tmp_path):
+    out_dir = tmp_path / space
+    code, out, err = run_cli("search", "--space", space, "--samples", 2, "--epochs", 2, "--budgets", "4x",
+                             "--output", out_dir, "--quiet")
+    assert code == 0, err
+    results = pd.read_csv(out_dir / "results.csv")
+    arms = {a.name for a in load_space(space).arms}
+    assert set(results["family"]) == arms
+    assert (results.groupby("arm").size() == 2).all()             # equal effort: same trials per arm
+    ok = results[results["status"] == "ok"]
+    assert len(ok) >= len(arms)
+    assert (abs(ok["params"] - ok["budget"]) / ok["budget"] <= 0.02).all()   # parameter-matched
+    for col in ("val_loss", "train_seconds", "seconds_per_epoch", "flops", "hidden", "epochs_completed",
+                "stopped_early", "hp_lr", "hp_optimizer", "hp_batch_size", "val_psnr", "val_knn_acc", "config_json"):
+        assert col in results, col
+    assert ok["val_loss"].between(0, 1).all()
+    meta = json.loads((out_dir / "run.json").read_text())
+    assert meta["space"] == space and meta["versions"]["ray"] and "command" in meta
+    assert set(meta["summary"]) == set(results["arm"])
+    # each arm's Optuna study is persisted where optuna-dashboard can open it
+    for arm in results["arm"].unique():
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(out_dir / "studies" / f"{arm}.journal")))
+        study = optuna.load_study(study_name=arm, storage=storage)
+        assert len(study.trials) == 2
+    assert "full-budget" in out and "results:" in out
+
+
+def test_starting_point_is_the_papers_recipe(run_cli, tmp_path):
+    out_dir = tmp_path / "start"
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 1, "--epochs", 1, "--budgets", "4x",
+                           "--output", out_dir, "--quiet")
+    assert code == 0, err
+    results = pd.read_csv(out_dir / "results.csv")
+    # the first (only) trial of every arm is the enqueued recipe: Adam 1e-4, wd 1e-4, batch 256, sigmoid
+    assert (results["hp_optimizer"] == "adam").all() and (results["hp_lr"] == 1e-4).all()
+    assert (results["hp_batch_size"] == 256).all() and (results["hp_weight_decay"] == 1e-4).all()
+    assert (results["hp_output_activation"] == "sigmoid").all()
+    kae = results[results["family"] == "kae"].iloc[0]
+    assert json.loads(kae["config_json"])["model"]["order"] == 3
+
+
+def test_asha_stops_trials_early(run_cli, tmp_path):
+    out_dir = tmp_path / "asha"
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 8, "--epochs", 9, "--budgets", "1x",
+                           "--output", out_dir, "--quiet")
+    assert code == 0, err
+    results = pd.read_csv(out_dir / "results.csv")
+    assert results["stopped_early"].any()
+    assert (results.loc[results["stopped_early"], "epochs_completed"] < 9).all()
+    assert (results.loc[~results["stopped_early"] & (results["status"] == "ok"), "epochs_completed"] == 9).all()

@@ -1,0 +1,125 @@
+"""`search`: Ray Tune + Optuna (TPE) + ASHA over equal-budget arms of a comparison."""
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UserError
+
+NAME = "search"
+HELP = "tune every arm (family x budget) of a comparison with equal trials, epochs and ASHA settings"
+EXAMPLES = """  python -m tunekae search --space kae_vs_mlp                       # defaults, embedded digits data
+  python -m tunekae search --space kae_vs_mlp --dataset fashion-mnist --budgets 25888 101152 410000 --samples 24 --epochs 10
+  python -m tunekae search --space my_space.py --output runs/mine
+  python -m tunekae search --output runs/mine --resume                # continue after Ctrl-C or kill -9
+  ray start --head && python -m tunekae search --space kae_vs_mlp --address auto   # trials in the Ray dashboard
+"""
+
+
+def add_arguments(p):
+    p.add_argument("--space", help="a built-in space (see `spaces`) or a path to a .py file defining SPACE")
+    p.add_argument("--dataset", help="dataset name, options after a colon (cifar10:rgb=true); default: the space's. "
+                                     "See `python -m tunekae spaces --datasets`")
+    p.add_argument("--data-dir", help="data root for torchvision datasets (else $TUNEKAE_DATA, else a cache dir)")
+    p.add_argument("--samples", type=int, help="trials per arm (default: the space's)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
+    p.add_argument("--budgets", nargs="+", help="parameter budgets: 25888 100k 4x ... (default: the space's)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the samplers, splits and trials (default 0)")
+    p.add_argument("--output", help="output dir (default results/<space>-<dataset>-<time>)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial = its torch threads (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPU share per trial (default 0.25 when CUDA is present, else 0)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    p.add_argument("--address", help="attach to a running Ray cluster ('auto' or host:port; also $RAY_ADDRESS)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted search in --output")
+    p.add_argument("--quiet", action="store_true", help="less Ray progress output")
+    p.add_argument("--no-asha", action="store_true", help="ablation: no early stopping (every trial runs every epoch)")
+
+
+def _versions() -> dict:
+    import optuna
+    import ray
+    import sklearn
+    import torch
+    return {"python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
+            "optuna": optuna.__version__, "scikit-learn": sklearn.__version__}
+
+
+def _hardware() -> dict:
+    import os
+
+    import torch
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "gpu": gpu, "system": platform.system()}
+
+
+def run(args) -> int:
+    from ..data import load_dataset
+    from ..spaces import arm_contexts, load_space
+
+    if args.resume:
+        if not args.output:
+            raise UserError("--resume needs --output DIR of the interrupted search")
+        run_json = Path(args.output) / "run.json"
+        if not run_json.exists():
+            raise UserError(f"{args.output} is not a tunekae search output (no run.json); nothing to resume")
+        meta = json.loads(run_json.read_text())
+        saved = meta["options"]
+        for k, v in saved.items():   # the interrupted search's options win
+            setattr(args, k, v)
+        args.resume = True
+    if not args.space:
+        raise UserError("--space is required (see `python -m tunekae spaces`)")
+    for name in ("samples", "epochs", "max_concurrent"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.cpus_per_trial <= 0:
+        raise UserError("--cpus-per-trial must be > 0")
+
+    space = load_space(args.space)
+    dataset = args.dataset or space.dataset
+    splits = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
+    contexts = arm_contexts(space, splits.input_dim, args.budgets)
+    samples, epochs = args.samples or space.samples_per_arm, args.epochs or space.epochs
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
+    output = Path(args.output or f"results/{space.name}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if not args.resume and (output / "run.json").exists():
+        raise UserError(f"{output} already holds a search; use --resume to continue it or choose another --output")
+    output.mkdir(parents=True, exist_ok=True)
+
+    import torch
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (0.25 if torch.cuda.is_available() else 0.0)
+    from ..search import SearchOptions, run_search
+    from ..results import format_summary_line
+    opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
+                         gpus_per_trial=gpus, max_concurrent=args.max_concurrent, address=args.address,
+                         verbose=0 if args.quiet else 1, asha=not args.no_asha)
+    options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed",
+                                             "cpus_per_trial", "gpus_per_trial", "max_concurrent", "address", "quiet",
+                                             "no_asha")}
+    options["space"] = space.source if space.source.endswith(".py") else space.name
+    meta = {"space": space.name, "description": space.description, "dataset": dataset,
+            "latent_dim": space.latent_dim, "input_dim": splits.input_dim,
+            "splits": {"train": len(splits.train_x), "val": len(splits.val_x), "test": len(splits.test_x)},
+            "budgets": sorted({(c.budget_label, c.budget) for c in contexts}, key=lambda b: b[1]),
+            "arms": [c.to_dict() for c in contexts], "samples_per_arm": samples, "epochs": epochs,
+            "asha": {"grace_period": min(space.grace_period, epochs), "reduction_factor": space.reduction_factor,
+                     "max_t": epochs} if not args.no_asha else None,
+            "seed": args.seed, "command": " ".join(shlex.quote(a) for a in sys.argv), "options": options,
+            "versions": _versions(), "hardware": _hardware(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if args.resume:
+        old = json.loads((output / "run.json").read_text())
+        meta.update(started=old.get("started"), summary=old.get("summary", {}), wall_seconds=old.get("wall_seconds", 0))
+    meta["budgets"] = [{"label": label, "params": n} for label, n in meta["budgets"]]
+    run_search(space, contexts, splits, opts, output, meta, resume=args.resume)
+    final = json.loads((output / "run.json").read_text())
+    print(f"\n{space.name} on {dataset}: {samples} trials x {epochs} epochs per arm, wall {final['wall_seconds']:.0f} s")
+    for key, summary in final["summary"].items():
+        print("  " + format_summary_line(key, summary))
+    print(f"results: {output / 'results.csv'}   studies: {output / 'studies'}")
+    print(f"next: python -m tunekae confirm {output}   then   python -m tunekae.analysis report {output}")
+    return 0

@@ -1,0 +1,98 @@
+"""Confirmation: retrain each arm's top full-budget configurations with fresh seeds (in parallel
+through Ray tasks), evaluate them on the TEST split with every metric, and write
+confirmed_runs.csv (a row per configuration and seed) and confirmed.csv (mean, std, n)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+CONFIRM_SEED_BASE = 10_000   # fresh seeds, disjoint from the search's trial seeds
+SUMMARY = ["test_loss", "psnr", "knn_acc", "linear_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse",
+           "label_agreement", "class_sep", "kl", "active_units", "ks_distance", "train_seconds",
+           "seconds_per_epoch", "val_loss"]
+
+
+def pick_top(results: pd.DataFrame, top: int) -> pd.DataFrame:
+    """Each arm's `top` best configurations among trials that ran the full epoch budget."""
+    full = results[(results["status"] == "ok") & (results["epochs_completed"] >= results["epochs_budget"])]
+    picks = full.sort_values(["arm", "val_loss"]).groupby("arm", sort=False).head(top).copy()
+    picks["rank"] = picks.groupby("arm").cumcount() + 1
+    return picks
+
+
+def confirm_one(config_json: str, seed: int, splits, threads: int) -> dict:
+    """Retrain one configuration with one seed; test metrics + the state dict."""
+    import torch
+
+    from .metrics import evaluate
+    from .models import ModelConfig, build_model
+    from .train import TrainConfig, fit, seed_everything
+    torch.set_num_threads(max(1, threads))
+    cfg = json.loads(config_json)
+    model_cfg = ModelConfig.from_dict({**cfg["model"], "seed": seed})
+    train_cfg = TrainConfig(**{**cfg["train"], "seed": seed, "threads": threads})
+    seed_everything(seed)
+    model = build_model(model_cfg)
+    result = fit(model, splits, train_cfg)
+    row = {"seed": seed, "status": result.status, "train_seconds": result.train_seconds,
+           "seconds_per_epoch": result.seconds_per_epoch, "val_loss": result.val_loss}
+    if result.status == "ok":
+        row.update(evaluate(model, splits, split="test", seed=seed))
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {"row": row, "model": {"model_config": model_cfg.to_dict(), "state_dict": state}}
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    keys = ["arm", "family", "budget", "budget_label", "trial_id", "rank"]
+    hp = [c for c in runs if c.startswith("hp_")] + [c for c in ("params", "flops", "hidden", "depth") if c in runs]
+    out = []
+    for key, group in runs.groupby(keys, sort=False):
+        ok = group[group["status"] == "ok"]
+        row = dict(zip(keys, key))
+        row.update({c: group[c].iloc[0] for c in hp})
+        row["n"] = len(ok)
+        row["n_failed"] = len(group) - len(ok)
+        for m in SUMMARY:
+            if m in ok and ok[m].notna().any():
+                row[f"{m}_mean"] = ok[m].mean()
+                row[f"{m}_std"] = ok[m].std(ddof=1) if len(ok) > 1 else 0.0
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address: str | None,
+                data_dir: str | None = None) -> pd.DataFrame:
+    import ray
+
+    from .data import load_dataset
+    from .search import connect
+    meta = json.loads((output / "run.json").read_text())
+    results = pd.read_csv(output / "results.csv")
+    picks = pick_top(results, top)
+    splits = load_dataset(meta["dataset"], data_dir=data_dir, seed=meta.get("seed", 0))
+    connect(address)
+    splits_ref = ray.put(splits)
+    task = ray.remote(num_cpus=cpus_per_trial)(confirm_one)
+    jobs = []
+    for _, pick in picks.iterrows():
+        for s in range(seeds):
+            jobs.append((pick, CONFIRM_SEED_BASE + s,
+                         task.remote(pick["config_json"], CONFIRM_SEED_BASE + s, splits_ref, cpus_per_trial)))
+    rows = []
+    (output / "models").mkdir(exist_ok=True)
+    import torch
+    for pick, seed, ref in jobs:
+        done = ray.get(ref)
+        base = {k: pick[k] for k in ("arm", "family", "budget", "budget_label", "trial_id", "rank", "params",
+                                     "flops", "hidden", "depth") if k in pick}
+        base.update({k: pick[k] for k in pick.index if k.startswith("hp_")})
+        rows.append({**base, **done["row"]})
+        if seed == CONFIRM_SEED_BASE:   # one model per configuration, for reconstructions
+            torch.save(done["model"], output / "models" / f"{pick['arm']}__{pick['trial_id']}.pt")
+    runs = pd.DataFrame(rows)
+    runs.to_csv(output / "confirmed_runs.csv", index=False)
+    confirmed = aggregate(runs)
+    confirmed.to_csv(output / "confirmed.csv", index=False)
+    return confirmed

@@ -1,0 +1,83 @@
+"""Tidy results: Tune's ResultGrid -> one row per trial (no Ray import needed to read them)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+# Columns every row has, in this order; hyperparameters (hp_*) and metrics follow.
+CORE = ["space", "dataset", "arm", "family", "layer", "variant", "budget", "budget_label", "trial_id",
+        "status", "stopped_early", "epochs_completed", "epochs_budget", "depth", "hidden", "params", "flops",
+        "val_loss", "train_loss", "train_seconds", "seconds_per_epoch", "peak_mem_mb"]
+NOT_HP = {"depth"}
+# Tune's own bookkeeping keys in every report: not results.
+TUNE_KEYS = {"arm", "family", "budget", "config", "trial_id", "traceback", "checkpoint_dir_name", "date", "done",
+             "experiment_tag", "hostname", "iterations_since_restore", "node_ip", "pid", "training_iteration",
+             "should_checkpoint", "epoch"}
+
+
+def arm_rows(grid, ctx, space, epochs: int) -> pd.DataFrame:
+    rows = []
+    for result in grid:
+        metrics = dict(result.metrics or {})
+        config = dict(result.config or {})
+        row = {"space": space.name, "dataset": None, "arm": ctx.key, "family": ctx.arm.name,
+               "layer": ctx.arm.family, "variant": ctx.arm.variant, "budget": ctx.budget,
+               "budget_label": ctx.budget_label, "trial_id": metrics.get("trial_id") or _trial_id(result),
+               "epochs_budget": epochs}
+        for k, v in metrics.items():
+            if k in TUNE_KEYS or k.startswith(("time_", "timestamp")):
+                continue
+            if isinstance(v, (int, float, str, bool)) or v is None:
+                row[k] = v
+        for k, v in config.items():
+            if k not in NOT_HP and not k.startswith("shape_d"):
+                row[f"hp_{k}"] = v
+        status = metrics.get("status")
+        if result.error is not None:
+            status, row["error"] = "error", f"{type(result.error).__name__}: {result.error}"[:500]
+        row["status"] = status or "error"
+        completed = int(metrics.get("epochs_completed") or 0)
+        row["epochs_completed"] = completed
+        row["stopped_early"] = bool(row["status"] == "ok" and completed < epochs)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return df[[c for c in CORE if c in df] + sorted(c for c in df if c not in CORE)]
+
+
+def _trial_id(result) -> str:
+    """Tune's trial id from its folder name (trainable_<id>_<index>_...), for trials that never reported."""
+    parts = Path(result.path).name.split("_") if result.path else []
+    return "_".join(parts[1:3]) if len(parts) >= 3 else "_".join(parts)
+
+
+def summarize_arm(rows: pd.DataFrame, epochs: int) -> dict:
+    full = rows[(rows.get("status") == "ok") & (rows.get("epochs_completed", 0) >= epochs)] if len(rows) else rows
+    feasible = rows[rows["status"] != "infeasible"] if "status" in rows else rows
+    best = full.loc[full["val_loss"].idxmin()] if len(full) else None
+    return {"trials": int(len(rows)), "feasible": int(len(feasible)), "full_budget": int(len(full)),
+            "diverged": int((rows.get("status") == "diverged").sum()) if len(rows) else 0,
+            "errors": int((rows.get("status") == "error").sum()) if len(rows) else 0,
+            "best_val_loss": float(best["val_loss"]) if best is not None else None,
+            "best_trial": str(best["trial_id"]) if best is not None else None,
+            "best_hidden": str(best.get("hidden")) if best is not None else None}
+
+
+def write_results(output: Path, space) -> pd.DataFrame:
+    """Concatenate arms/*.csv into results.csv (and results.parquet)."""
+    meta = json.loads((output / "run.json").read_text())
+    frames = [pd.read_csv(p) for p in sorted((output / "arms").glob("*.csv"))]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CORE)
+    table["space"] = space.name
+    table["dataset"] = meta.get("dataset")
+    table = table[[c for c in CORE if c in table] + sorted(c for c in table if c not in CORE)]
+    table.to_csv(output / "results.csv", index=False)
+    return table
+
+
+def format_summary_line(key: str, s: dict) -> str:
+    best = f"best val_loss {s['best_val_loss']:.5f} (trial {s['best_trial']}, hidden {s['best_hidden']})" \
+        if s.get("best_val_loss") is not None else "no full-budget trial"
+    return (f"{key}: {s['trials']} trials, {s['feasible']} feasible, {s['full_budget']} full-budget, "
+            f"{s['diverged']} diverged, {s['errors']} errors; {best}")

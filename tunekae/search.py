@@ -1,0 +1,155 @@
+"""Ray Tune + OptunaSearch + ASHA over equal-budget arms. The only module that imports Ray.
+
+One Tune experiment per arm (family x budget), run one after another, each with the SAME number
+of trials, epochs and ASHA settings, its own seeded TPE study (persisted as a journal that
+optuna-dashboard opens) and the dataset shipped once through tune.with_parameters.
+Layout of the output dir: see docs/ARCHITECTURE.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from .results import arm_rows, summarize_arm, write_results
+from .spaces import ArmContext, Space, starting_point
+from .trial import run_trial
+
+
+@dataclass
+class SearchOptions:
+    samples: int
+    epochs: int
+    seed: int
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int | None
+    address: str | None
+    verbose: int = 1
+    asha: bool = True          # False: FIFO (every trial runs all epochs), for ablations
+
+
+def trainable(config: dict, splits=None, arm: dict = None, run: dict = None):
+    """The Tune function trainable: one tune.report per epoch (training_iteration = epoch)."""
+    import torch
+    torch.set_num_threads(max(1, int(run["threads"])))   # this trial's CPU share, never more
+    params = {k: v for k, v in config.items()}
+    run_trial(params, arm, run, splits, report=tune.report, seed=run["seed"] + _trial_index())
+
+
+def _trial_index() -> int:
+    """A distinct, reproducible seed offset per trial (its position in the experiment)."""
+    try:
+        name = tune.get_context().get_trial_name() or ""
+        return int(name.rsplit("_", 1)[-1])
+    except Exception:
+        return 0
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> str | None:
+    """Start or attach to Ray; returns the dashboard URL when one is up."""
+    if ray.is_initialized():
+        return None
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs = {"address": address} if address else {"num_cpus": num_cpus, "include_dashboard": None}
+    ctx = ray.init(logging_level="WARNING", log_to_driver=True, **kwargs)
+    url = getattr(ctx, "dashboard_url", None)
+    return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def resources(opts: SearchOptions) -> tuple[dict, int]:
+    total_cpus = int(ray.cluster_resources().get("CPU", 1))
+    total_gpus = ray.cluster_resources().get("GPU", 0)
+    per = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial if total_gpus else 0}
+    by_cpu = int(total_cpus // max(opts.cpus_per_trial, 1e-9))
+    by_gpu = int(total_gpus // per["gpu"]) if per["gpu"] else by_cpu
+    return per, max(1, opts.max_concurrent or min(by_cpu, by_gpu))
+
+
+def study_storage(output: Path, arm_key: str):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    (output / "studies").mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(output / "studies" / f"{arm_key}.journal")))
+
+
+def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, output: Path, restore: bool):
+    per, concurrent = resources(opts)
+    run = {"input_dim": splits.input_dim, "latent_dim": space.latent_dim, "epochs": opts.epochs,
+           "tolerance": space.tolerance, "seed": opts.seed, "threads": max(1, int(opts.cpus_per_trial)),
+           "device": "cuda" if per["gpu"] else "cpu"}
+    fn = tune.with_resources(tune.with_parameters(trainable, splits=splits, arm=ctx.to_dict(), run=run), per)
+    storage_path = str((output / "ray").resolve())
+    path = os.path.join(storage_path, ctx.key)
+    if restore and tune.Tuner.can_restore(path):
+        return tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
+    define = partial(ctx.arm.define, ctx=ctx)
+    start = starting_point(ctx, ctx.arm.define)
+    searcher = OptunaSearch(space=define, metric="val_loss", mode="min", points_to_evaluate=[start] if start else None,
+                            sampler=optuna.samplers.TPESampler(seed=opts.seed), study_name=ctx.key,
+                            storage=study_storage(output, ctx.key))
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=opts.epochs,
+                              grace_period=min(space.grace_period, opts.epochs),
+                              reduction_factor=space.reduction_factor) if opts.asha else FIFOScheduler()
+    return tune.Tuner(
+        fn,
+        tune_config=tune.TuneConfig(metric="val_loss", mode="min", search_alg=searcher, scheduler=scheduler,
+                                    num_samples=opts.samples, max_concurrent_trials=concurrent,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(name=ctx.key, storage_path=storage_path, verbose=opts.verbose,
+                                  failure_config=tune.FailureConfig(max_failures=0)),
+    )
+
+
+def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOptions, output: Path,
+               meta: dict, resume: bool = False) -> pd.DataFrame:
+    """Run every arm (skipping arms already finished when resuming); returns the results table."""
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")   # experiment state saved often: kill -9 loses little
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    started = time.time()
+    dashboard = connect(opts.address, num_cpus=None)
+    if dashboard:
+        print(f"tunekae: Ray dashboard at {dashboard}", file=sys.stderr)
+    meta = {**meta, "dashboard": dashboard, "ray_version": ray.__version__}
+    _write_json(output / "run.json", meta)
+    arms_dir = output / "arms"
+    arms_dir.mkdir(parents=True, exist_ok=True)
+    summaries = meta.get("summary", {}) if resume else {}
+    for ctx in contexts:
+        done = arms_dir / f"{ctx.key}.csv"
+        if resume and done.exists():
+            print(f"tunekae: {ctx.key} finished earlier; skipped", file=sys.stderr)
+            continue
+        if not ctx.feasible:
+            rows = pd.DataFrame([{"arm": ctx.key, "family": ctx.arm.name, "budget": ctx.budget,
+                                  "status": "infeasible", "error": "no depth/shape of this arm fits the budget"}])
+        else:
+            tuner = make_tuner(ctx, space, opts, splits, output, restore=resume)
+            grid = tuner.fit()
+            rows = arm_rows(grid, ctx, space, opts.epochs)
+        rows.to_csv(done, index=False)
+        summaries[ctx.key] = summarize_arm(rows, opts.epochs)
+        meta["summary"] = summaries
+        _write_json(output / "run.json", meta)
+    table = write_results(output, space)
+    meta.update(summary=summaries, wall_seconds=meta.get("wall_seconds", 0) + time.time() - started,
+                finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    _write_json(output / "run.json", meta)
+    return table
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,184 @@
+"""The search-space vocabulary used by search_spaces/*.py.
+
+A comparison is one small module defining `SPACE = Space(...)`: its arms (one family each, with
+a module-level define-by-run Optuna function), budgets, trials per arm, epochs and ASHA
+settings. At search time each (arm, budget) pair becomes an ArmContext holding the shapes the
+budget solver can actually fit, so the define-by-run function only samples feasible
+architectures (feasibility by construction).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .budget import feasible_shapes, parse_budget
+from .errors import UserError
+from .models import ModelConfig
+
+PAPER_RECIPE = {"optimizer": "adam", "lr": 1e-4, "weight_decay": 1e-4, "batch_size": 256,
+                "hidden_activation": "relu", "latent_activation": "relu", "output_activation": "sigmoid"}
+
+
+@dataclass
+class Arm:
+    name: str                                   # label in tables: mlp, kae, kan, vae, ...
+    family: str                                 # layer family
+    define: Callable                            # define(trial, ctx) -> dict | None (module-level)
+    variant: str = "ae"
+    shapes: list[dict] = field(default_factory=lambda: [{}])   # order/grid options to fit
+    depths: tuple[int, ...] = (0, 1, 2)
+    start: dict | None = None                   # a starting point: recipe values + preferred shape
+    fixed: dict = field(default_factory=dict)   # model options fixed for this arm
+
+
+@dataclass
+class Space:
+    name: str
+    description: str
+    arms: list[Arm]
+    dataset: str = "digits"
+    latent_dim: int = 16
+    budgets: list = field(default_factory=lambda: ["1x", "4x"])
+    samples_per_arm: int = 16
+    epochs: int = 20
+    grace_period: int = 3
+    reduction_factor: int = 3
+    tolerance: float = 0.02
+    source: str = ""                            # the module or file it came from
+
+
+@dataclass
+class ArmContext:
+    """One arm at one budget, with the feasible architectures the solver can fit."""
+    arm: Arm
+    budget: int
+    budget_label: str
+    feasible: dict[int, list[dict]]             # depth -> feasible shape options
+
+    @property
+    def key(self) -> str:
+        return f"{self.arm.name}_b{self.budget}"
+
+    def to_dict(self) -> dict:
+        return {"name": self.key, "family": self.arm.name, "layer": self.arm.family,
+                "variant": self.arm.variant, "budget": self.budget, "budget_label": self.budget_label,
+                "fixed": self.arm.fixed, "feasible": {str(d): s for d, s in self.feasible.items()}}
+
+
+def shape_label(shape: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(shape.items())) or "default"
+
+
+# ---- helpers for define-by-run functions -------------------------------------------------
+
+def suggest_architecture(trial, ctx: ArmContext) -> dict:
+    """Depth from the feasible depths, then a shape feasible at that depth. Shape parameters
+    are named per depth because their choice sets differ (Optuna needs fixed choice sets)."""
+    depths = sorted(ctx.feasible)
+    depth = trial.suggest_categorical("depth", depths) if len(depths) > 1 else depths[0]
+    shapes = ctx.feasible[depth]
+    labels = [shape_label(s) for s in shapes]
+    label = trial.suggest_categorical(f"shape_d{depth}", labels) if len(labels) > 1 else labels[0]
+    return {"depth": depth, **shapes[labels.index(label)]}
+
+
+def suggest_training(trial, optimizers=("adam", "adamw"), lr=(1e-4, 1e-2), batch_sizes=(32, 64, 128, 256),
+                     weight_decay=(1e-6, 1e-3)) -> None:
+    trial.suggest_categorical("optimizer", list(optimizers))
+    trial.suggest_float("lr", *lr, log=True)
+    trial.suggest_categorical("batch_size", list(batch_sizes))
+    trial.suggest_float("weight_decay", *weight_decay, log=True)
+
+
+# ---- contexts, starting points, loading ---------------------------------------------------
+
+def arm_contexts(space: Space, input_dim: int, budgets: list | None = None) -> list[ArmContext]:
+    contexts = []
+    for label in budgets or space.budgets:
+        budget = parse_budget(label, input_dim, space.latent_dim)
+        for arm in space.arms:
+            base = ModelConfig(family=arm.family, input_dim=input_dim, latent_dim=space.latent_dim,
+                               variant=arm.variant, **arm.fixed)
+            feasible = {d: ok for d in arm.depths
+                        if (ok := feasible_shapes(base, budget, d, arm.shapes, space.tolerance))}
+            contexts.append(ArmContext(arm, budget, str(label), feasible))
+    return contexts
+
+
+def starting_point(ctx: ArmContext, define: Callable) -> dict | None:
+    """The arm's `start` (e.g. the paper's recipe) as Optuna parameter values: its preferred
+    shape at the shallowest depth that fits, else the first feasible shape. Only parameters the
+    define-by-run function really suggests are kept (probed with a recording trial)."""
+    if ctx.arm.start is None or not ctx.feasible:
+        return None
+    start = dict(ctx.arm.start)
+    wanted = {k: start.pop(k) for k in ("order", "grid") if k in start}
+    depth, shape = next(((d, s) for d in sorted(ctx.feasible) for s in ctx.feasible[d]
+                         if all(s.get(k) == v for k, v in wanted.items())),
+                        (min(ctx.feasible), ctx.feasible[min(ctx.feasible)][0]))
+    point = {"depth": depth, f"shape_d{depth}": shape_label(shape), **start}
+    names = _suggested_names(define, ctx, point)
+    return {k: v for k, v in point.items() if k in names}
+
+
+class _RecordingTrial:
+    """Answers suggest_* from a given point (or the first choice) and records the names."""
+
+    def __init__(self, point):
+        self.point, self.names = point, set()
+
+    def _get(self, name, default):
+        self.names.add(name)
+        return self.point.get(name, default)
+
+    def suggest_categorical(self, name, choices):
+        return self._get(name, choices[0])
+
+    def suggest_float(self, name, low, high, **kw):
+        return self._get(name, low)
+
+    def suggest_int(self, name, low, high, **kw):
+        return self._get(name, low)
+
+
+def _suggested_names(define, ctx, point) -> set[str]:
+    trial = _RecordingTrial(point)
+    define(trial, ctx)
+    return trial.names
+
+
+def builtin_spaces() -> dict[str, str]:
+    """name -> module path of every module in the search_spaces package."""
+    import search_spaces
+    return {m.name: f"search_spaces.{m.name}" for m in pkgutil.iter_modules(search_spaces.__path__)
+            if not m.name.startswith("_")}
+
+
+def load_space(name_or_path: str) -> Space:
+    """A built-in space by name, or a user's module by file path."""
+    if name_or_path.endswith(".py") or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise UserError(f"space file {path} does not exist")
+        spec = importlib.util.spec_from_file_location(f"tunekae_user_space_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        import sys
+        sys.modules[spec.name] = module  # define-by-run functions must be importable to pickle
+        spec.loader.exec_module(module)
+        source = str(path.resolve())
+    else:
+        spaces = builtin_spaces()
+        if name_or_path not in spaces:
+            raise UserError(f"unknown space {name_or_path!r}; valid spaces: {', '.join(sorted(spaces))} "
+                            f"(or a path to your own .py file)")
+        module = importlib.import_module(spaces[name_or_path])
+        source = spaces[name_or_path]
+    space = getattr(module, "SPACE", None)
+    if not isinstance(space, Space):
+        raise UserError(f"{name_or_path} defines no SPACE = tunekae.spaces.Space(...)")
+    space.source = source
+    return space

@@ -1,0 +1,93 @@
+"""One trial, without Ray: sampled parameters -> solved widths -> train -> per-epoch reports ->
+final validation metrics. The search's Tune trainable and `confirm` both call run_trial, so a
+configuration trains the same way in a search, in confirmation and from `tunekae train`.
+"""
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import fields
+from typing import Callable
+
+from .budget import InfeasibleBudget, count_flops, solve_widths
+from .models import ModelConfig, build_model
+
+# Keys of the Tune config that are bookkeeping, not hyperparameters.
+INTERNAL = {"depth"}
+
+
+def split_params(params: dict) -> tuple[dict, dict]:
+    """Sampled parameters -> (ModelConfig fields, TrainConfig fields)."""
+    from .train import TrainConfig
+    model_keys = {f.name for f in fields(ModelConfig)}
+    train_keys = {f.name for f in fields(TrainConfig)}
+    model = {k: v for k, v in params.items() if k in model_keys}
+    train = {k: v for k, v in params.items() if k in train_keys}
+    return model, train
+
+
+def build_configs(params: dict, arm: dict, run: dict, seed: int):
+    """Returns (ModelConfig with solved widths, TrainConfig, Match). Raises InfeasibleBudget."""
+    from .train import TrainConfig
+    model_fields, train_fields = split_params(params)
+    base = ModelConfig(family=arm["layer"], variant=arm["variant"], input_dim=run["input_dim"],
+                       latent_dim=run["latent_dim"], seed=seed, **{**arm.get("fixed", {}), **model_fields})
+    match = solve_widths(base, arm["budget"], int(params.get("depth", 1)), run.get("tolerance", 0.02))
+    train = TrainConfig(**{**train_fields, "epochs": run["epochs"], "seed": seed,
+                           "threads": run.get("threads"), "device": run.get("device", "auto")})
+    return base.replace(hidden=match.hidden), train, match
+
+
+def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict], None],
+              seed: int, split: str = "val", keep_model: bool = False) -> dict:
+    """Train one configuration, calling report(metrics) once per epoch; the last report carries
+    the final metrics on `split` (validation in a search, test in confirmation).
+    Never raises for bad configurations: infeasible, diverged and crashed trials end with a
+    status and a large finite loss so that schedulers and samplers can rank them."""
+    from .metrics import evaluate
+    from .train import DIVERGED_LOSS, fit, seed_everything
+
+    base = {"arm": arm["name"], "family": arm["family"], "budget": arm["budget"]}
+    try:
+        model_cfg, train_cfg, match = build_configs(params, arm, run, seed)
+    except InfeasibleBudget as e:
+        final = {**base, "status": "infeasible", "error": str(e), "val_loss": DIVERGED_LOSS,
+                 "epochs_completed": 0}
+        report(final)
+        return final
+    seed_everything(seed)                     # before building: init, data order and probes
+    model = build_model(model_cfg)
+    static = {**base, "params": match.params, "flops": count_flops(model, model_cfg.input_dim),
+              "hidden": ",".join(map(str, match.hidden)), "depth": len(match.hidden),
+              "config_json": json.dumps({"model": model_cfg.to_dict(), "train": train_cfg.__dict__})}
+    final: dict = {}
+
+    def on_epoch(epoch_report) -> None:
+        nonlocal final
+        metrics = {**static, "epoch": epoch_report.epoch, "epochs_completed": epoch_report.epoch,
+                   "train_loss": epoch_report.train_loss, "val_loss": epoch_report.val_loss,
+                   "epoch_seconds": epoch_report.epoch_seconds, "train_seconds": epoch_report.train_seconds,
+                   "seconds_per_epoch": epoch_report.train_seconds / max(epoch_report.epoch, 1),
+                   "status": epoch_report.status}
+        last = epoch_report.epoch >= train_cfg.epochs and epoch_report.status == "ok"
+        if last:                              # final metrics ride on the last report
+            try:
+                for name, value in evaluate(model, splits, split=split, seed=seed).items():
+                    metrics[name if name == f"{split}_loss" or split == "test" else f"{split}_{name}"] = value
+            except Exception as e:  # a metric failing must not lose the trained trial
+                metrics["metrics_error"] = f"{type(e).__name__}: {e}"
+        final = metrics
+        report(metrics)
+
+    try:
+        result = fit(model, splits, train_cfg, on_epoch=on_epoch)
+        final["peak_mem_mb"] = result.peak_mem_mb
+        if result.status == "diverged":
+            final.update(status="diverged", val_loss=DIVERGED_LOSS)
+    except Exception as e:  # out of memory, bad config: recorded, the search goes on
+        final = {**static, **final, "status": "error", "val_loss": DIVERGED_LOSS,
+                 "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
+        report(final)
+    if keep_model:
+        final["_model"] = model
+    return final
