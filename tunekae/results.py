@@ -77,7 +77,9 @@ def write_results(output: Path, space) -> pd.DataFrame:
 
 
 def format_summary_line(key: str, s: dict) -> str:
-    best = f"best val_loss {s['best_val_loss']:.5f} (trial {s['best_trial']}, hidden {s['best_hidden']})" \
+    hidden = s.get("best_hidden")
+    hidden = "none" if hidden in (None, "", "nan") else hidden
+    best = f"best val_loss {s['best_val_loss']:.5f} (trial {s['best_trial']}, hidden {hidden})" \
         if s.get("best_val_loss") is not None else "no full-budget trial"
     return (f"{key}: {s['trials']} trials, {s['feasible']} feasible, {s['full_budget']} full-budget, "
             f"{s['diverged']} diverged, {s['errors']} errors; {best}")

@@ -1,0 +1,67 @@
+"""The whole tool as a user runs it: a tiny search -> confirm -> analysis report, checking that
+every promised file exists, every PNG decodes, and report.md's numbers equal the CSVs'."""
+import re
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pipeline_dir(tmp_path_factory):
+    import ray
+
+    from tunekae.cli import main
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        assert main(["search", "--space", "kae_vs_mlp", "--budgets", "1x", "4x", "--samples", "3", "--epochs", "4",
+                     "--output", str(out), "--quiet"]) == 0
+        assert main(["confirm", str(out), "--top", "2", "--seeds", "3"]) == 0
+    finally:
+        ray.shutdown()
+    from tunekae.analysis.cli import main as analysis
+    assert analysis(["report", str(out)]) == 0
+    return out
+
+
+def test_confirm_writes_mean_std_n(pipeline_dir):
+    runs = pd.read_csv(pipeline_dir / "confirmed_runs.csv")
+    confirmed = pd.read_csv(pipeline_dir / "confirmed.csv")
+    assert set(runs["seed"]) == {10_000, 10_001, 10_002}            # fresh seeds, not the search's
+    assert len(confirmed) == 4 * 2 and (confirmed["n"] == 3).all()  # 4 arms x top 2, 3 seeds each
+    for metric in ("test_loss", "psnr", "knn_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse"):
+        assert {f"{metric}_mean", f"{metric}_std"} <= set(confirmed.columns)
+    one = confirmed.iloc[0]
+    same = runs[(runs["arm"] == one["arm"]) & (runs["trial_id"].astype(str) == str(one["trial_id"]))]
+    assert one["test_loss_mean"] == pytest.approx(same["test_loss"].mean())
+    assert one["test_loss_std"] == pytest.approx(same["test_loss"].std(ddof=1))
+    assert len(list((pipeline_dir / "models").glob("*.pt"))) == len(confirmed)
+
+
+def test_every_promised_file_exists_and_every_png_decodes(pipeline_dir):
+    a = pipeline_dir / "analysis"
+    for name in ("report.md", "pareto.csv", "hypervolume.csv", "table.md", "table.csv", "compare.md", "compare.csv",
+                 "importance.csv", "pareto_params.png", "pareto_time.png", "importance.png", "recon_1x.png",
+                 "recon_4x.png"):
+        assert (a / name).exists(), name
+    for png in a.glob("*.png"):
+        image = mpimg.imread(png)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0.01, png.name
+
+
+def test_report_numbers_equal_the_csvs(pipeline_dir):
+    report = (pipeline_dir / "analysis" / "report.md").read_text()
+    compare = pd.read_csv(pipeline_dir / "analysis" / "compare.csv")
+    # every best-family test loss in compare.csv is quoted in the report, at the report's precision
+    quoted = {float(x) for x in re.findall(r"test MSE ([0-9.]+) ±", report)}
+    assert quoted, report
+    means = compare.filter(like="test_loss").stack().astype(float).tolist()
+    for q in quoted:
+        assert any(abs(q - m) <= 0.5 * 10 ** -(len(str(q).split(".")[1])) + 1e-12 for m in means), q
+    for name in ("pareto_params.png", "table.csv", "compare.csv", "pareto.csv"):
+        assert f"({name})" in report   # the report links what it summarizes
+    run = pd.read_json(pipeline_dir / "run.json", typ="series")
+    assert str(run["samples_per_arm"]) in report and "digits" in report
