@@ -8,26 +8,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import sys
-
-from .errors import UserError
+from .cli_support import OneLineErrorParser, run_guarded
 
 COMMANDS = ("spaces", "describe", "match", "train", "search", "confirm")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own usage errors: exit 2 with one clear line
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m tunekae",
+    parser = OneLineErrorParser(prog="python -m tunekae",
                      description="Parameter-matched, equally tuned comparisons of autoencoder families.",
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog="Run `python -m tunekae COMMAND --help` for a command's options and examples.\n"
                             "Analysis: python -m tunekae.analysis --help")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
     for name in COMMANDS:
         if importlib.util.find_spec(f"{__package__}.commands.{name}") is None:
             continue  # a command module not installed in this checkout
@@ -46,11 +38,4 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    try:
-        return int(args._run(args) or 0)
-    except UserError as e:
-        print(f"tunekae {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"tunekae {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_guarded(f"tunekae {args.command}", lambda: args._run(args))

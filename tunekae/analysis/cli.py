@@ -4,8 +4,8 @@ UserError anywhere becomes one line on stderr and exit status 2, as in `python -
 from __future__ import annotations
 
 import argparse
-import sys
 
+from ..cli_support import OneLineErrorParser, run_guarded
 from ..errors import UserError
 
 D = "results/kae_vs_mlp-digits-20261124-101500"
@@ -33,21 +33,15 @@ SELECT_HELP = ("how the best configuration of an arm is chosen among the confirm
                "validation rank 1 (default: the test split only reports, never selects), 'test' = lowest test_loss_mean")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):   # usage errors: one line, exit 2
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
     examples = "\n".join(ex.splitlines()[0] for _, ex in COMMANDS.values())
-    parser = _Parser(prog="python -m tunekae.analysis", formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = OneLineErrorParser(prog="python -m tunekae.analysis", formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="Analyse a tunekae search output dir (run.json, results.csv, studies/, and "
                                  "confirmed*.csv + models/ after `python -m tunekae confirm DIR`).\n"
                                  "Outputs go to DIR/analysis/ unless --out is given.",
                      epilog="examples:\n" + examples + "\n\nRun `python -m tunekae.analysis COMMAND --help` for "
                                                        "a command's options.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, title="commands")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser, title="commands")
     for name, (help_, examples) in COMMANDS.items():
         p = sub.add_parser(name, help=help_.replace("%", "%%"), description=f"{help_}.\nWrites: {OUTPUTS[name]}.",
                            epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,14 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    try:
-        done = dispatch(args)
-    except UserError as e:
-        print(f"tunekae.analysis {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"tunekae.analysis {args.command}: interrupted", file=sys.stderr)
-        return 130
+    done: dict = {}
+    code = run_guarded(f"tunekae.analysis {args.command}", lambda: done.update(dispatch(args)))
+    if code:
+        return code
     out = args.out or f"{args.dir.rstrip('/')}/analysis"
     for note in done.get("notes", []):
         print(f"note: {note}")

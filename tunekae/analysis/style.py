@@ -45,9 +45,7 @@ def fmt_loss(x) -> str:
     return f"{float(x):.4g}" if _finite(x) else "–"
 
 
-def fmt_metric(x) -> str:
-    """Accuracies, PSNR, distances: 4 significant digits."""
-    return f"{float(x):.4g}" if _finite(x) else "–"
+fmt_metric = fmt_loss   # accuracies, PSNR, distances: the same 4 significant digits
 
 
 def fmt_params(x) -> str:

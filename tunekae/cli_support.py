@@ -1,0 +1,26 @@
+"""What every tunekae command line shares: usage errors and UserError become one line on
+stderr and exit status 2 (no traceback); Ctrl-C exits 130."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from .errors import UserError
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def run_guarded(prog: str, command: Callable[[], int]) -> int:
+    try:
+        return int(command() or 0)
+    except UserError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
