@@ -7,7 +7,8 @@ MLP_ACTIVATIONS = ["relu", "relu6", "leaky_relu", "silu"]
 
 def define_mlp(trial, ctx):
     arch = suggest_architecture(trial, ctx)
-    trial.suggest_categorical("hidden_activation", MLP_ACTIVATIONS)
+    if arch["depth"] > 0:   # no hidden layer, no activation to tune
+        trial.suggest_categorical("hidden_activation", MLP_ACTIVATIONS)
     trial.suggest_categorical("output_activation", ["sigmoid", "none"])
     suggest_training(trial)
     return arch
@@ -45,7 +46,8 @@ def define_vae(trial, ctx):
     """vae and beta_vae (beta searched for beta_vae), derp_vae (KS weight and probes),
     wae_mmd (MMD weight), all on MLP layers."""
     arch = suggest_architecture(trial, ctx)
-    trial.suggest_categorical("hidden_activation", MLP_ACTIVATIONS)
+    if arch["depth"] > 0:
+        trial.suggest_categorical("hidden_activation", MLP_ACTIVATIONS)
     variant = ctx.arm.variant
     if variant == "beta_vae":
         trial.suggest_float("beta", 0.1, 10.0, log=True)

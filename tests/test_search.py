@@ -91,3 +91,26 @@ def test_asha_stops_trials_early(run_cli, tmp_path):
     assert results["stopped_early"].any()
     assert (results.loc[results["stopped_early"], "epochs_completed"] < 9).all()
     assert (results.loc[~results["stopped_early"] & (results["status"] == "ok"), "epochs_completed"] == 9).all()
+
+
+def test_a_users_space_file_runs(run_cli, tmp_path):
+    space_file = tmp_path / "my_space.py"
+    space_file.write_text('''
+from tunekae.spaces import Arm, Space, suggest_architecture, suggest_training
+
+def define(trial, ctx):
+    arch = suggest_architecture(trial, ctx)
+    suggest_training(trial, optimizers=("adam",), batch_sizes=(64,))
+    return arch
+
+SPACE = Space(name="my_space", description="one cheby arm", dataset="digits", latent_dim=4, budgets=[3264],
+              arms=[Arm("cheby", "cheby", define, shapes=[{"order": d} for d in (2, 3, 4)], depths=(1,))],
+              samples_per_arm=2, epochs=2)
+''')
+    out_dir = tmp_path / "mine"
+    code, out, err = run_cli("search", "--space", space_file, "--output", out_dir, "--quiet")
+    assert code == 0, err
+    results = pd.read_csv(out_dir / "results.csv")
+    assert list(results["arm"].unique()) == ["cheby_b3264"] and len(results) == 2
+    assert (results["hp_optimizer"] == "adam").all() and (abs(results["params"] - 3264) <= 65).all()
+    assert json.loads((out_dir / "run.json").read_text())["space"] == "my_space"
