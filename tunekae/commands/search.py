@@ -28,6 +28,7 @@ def add_arguments(p):
     p.add_argument("--samples", type=int, help="trials per arm (default: the space's)")
     p.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
     p.add_argument("--budgets", nargs="+", help="parameter budgets: 25888 100k 4x ... (default: the space's)")
+    p.add_argument("--tolerance", type=float, help="relative budget tolerance (default: the space's, 0.02)")
     p.add_argument("--seed", type=int, default=0, help="seeds the samplers, splits and trials (default 0)")
     p.add_argument("--output", help="output dir (default results/<space>-<dataset>-<time>)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial = its torch threads (default 1)")
@@ -81,6 +82,10 @@ def run(args) -> int:
         raise UserError("--cpus-per-trial must be > 0")
 
     space = load_space(args.space)
+    if args.tolerance is not None:
+        if not 0 < args.tolerance < 1:
+            raise UserError("--tolerance must be between 0 and 1 (0.02 = 2%)")
+        space.tolerance = args.tolerance
     dataset = args.dataset or space.dataset
     splits = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
     contexts = arm_contexts(space, splits.input_dim, args.budgets)
@@ -98,12 +103,12 @@ def run(args) -> int:
     opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=gpus, max_concurrent=args.max_concurrent, address=args.address,
                          verbose=0 if args.quiet else 1, asha=not args.no_asha)
-    options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed",
+    options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed", "tolerance",
                                              "cpus_per_trial", "gpus_per_trial", "max_concurrent", "address", "quiet",
                                              "no_asha")}
     options["space"] = space.source if space.source.endswith(".py") else space.name
     meta = {"space": space.name, "description": space.description, "dataset": dataset,
-            "latent_dim": space.latent_dim, "input_dim": splits.input_dim,
+            "latent_dim": space.latent_dim, "input_dim": splits.input_dim, "tolerance": space.tolerance,
             "splits": {"train": len(splits.train_x), "val": len(splits.val_x), "test": len(splits.test_x)},
             "budgets": sorted({(c.budget_label, c.budget) for c in contexts}, key=lambda b: b[1]),
             "arms": [c.to_dict() for c in contexts], "samples_per_arm": samples, "epochs": epochs,
