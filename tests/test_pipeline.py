@@ -43,7 +43,7 @@ def test_confirm_writes_mean_std_n(pipeline_dir):
 
 def test_every_promised_file_exists_and_every_png_decodes(pipeline_dir):
     a = pipeline_dir / "analysis"
-    for name in ("report.md", "pareto.csv", "hypervolume.csv", "table.md", "table.csv", "compare.md", "compare.csv",
+    for name in ("report.md", "pareto.csv", "hypervolume.csv", "table.md", "table.csv", "compare.md", "compare.csv", "recipe.csv",
                  "importance.csv", "pareto_params.png", "pareto_time.png", "importance.png", "recon_1x.png",
                  "recon_4x.png"):
         assert (a / name).exists(), name
@@ -65,3 +65,15 @@ def test_report_numbers_equal_the_csvs(pipeline_dir):
         assert f"({name})" in report   # the report links what it summarizes
     run = pd.read_json(pipeline_dir / "run.json", typ="series")
     assert str(run["samples_per_arm"]) in report and "digits" in report
+
+
+def test_report_measures_the_recipe_against_the_tuned_best(pipeline_dir):
+    recipe = pd.read_csv(pipeline_dir / "analysis" / "recipe.csv")
+    results = pd.read_csv(pipeline_dir / "results.csv")
+    assert set(recipe["family"]) <= {"mlp", "kae"} and len(recipe) >= 1
+    for row in recipe.itertuples():
+        arm = results[results["arm"] == row.arm]
+        start = arm[(arm["hp_lr"] == 1e-4) & (arm["hp_batch_size"] == 256) & (arm["hp_optimizer"] == "adam")]
+        assert len(start) == 1 and start["val_loss"].iloc[0] == pytest.approx(row.recipe_val_loss)
+        assert row.recipe_over_best == pytest.approx(row.recipe_val_loss / row.tuned_best_val_loss)
+    assert "recipe / best" in (pipeline_dir / "analysis" / "report.md").read_text()

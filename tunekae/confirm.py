@@ -69,7 +69,7 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
     from .data import load_dataset
     from .search import connect
     meta = json.loads((output / "run.json").read_text())
-    results = pd.read_csv(output / "results.csv")
+    results = pd.read_csv(output / "results.csv", dtype={"budget_label": str, "trial_id": str})
     picks = pick_top(results, top)
     splits = load_dataset(meta["dataset"], data_dir=data_dir, seed=meta.get("seed", 0))
     connect(address)

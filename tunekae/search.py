@@ -132,8 +132,11 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
             print(f"tunekae: {ctx.key} finished earlier; skipped", file=sys.stderr)
             continue
         if not ctx.feasible:
-            rows = pd.DataFrame([{"arm": ctx.key, "family": ctx.arm.name, "budget": ctx.budget,
-                                  "status": "infeasible", "error": "no depth/shape of this arm fits the budget"}])
+            rows = pd.DataFrame([{"space": space.name, "arm": ctx.key, "family": ctx.arm.name, "layer": ctx.arm.family,
+                                  "variant": ctx.arm.variant, "budget": ctx.budget, "budget_label": ctx.budget_label,
+                                  "trial_id": "", "status": "infeasible", "stopped_early": False,
+                                  "epochs_completed": 0, "epochs_budget": opts.epochs,
+                                  "error": "no depth/shape of this arm fits the budget"}])
         else:
             tuner = make_tuner(ctx, space, opts, splits, output, restore=resume)
             grid = tuner.fit()

@@ -66,7 +66,8 @@ class ArmContext:
     def to_dict(self) -> dict:
         return {"name": self.key, "family": self.arm.name, "layer": self.arm.family,
                 "variant": self.arm.variant, "budget": self.budget, "budget_label": self.budget_label,
-                "fixed": self.arm.fixed, "feasible": {str(d): s for d, s in self.feasible.items()}}
+                "fixed": self.arm.fixed, "feasible": {str(d): s for d, s in self.feasible.items()},
+                "start": self.arm.start}
 
 
 def shape_label(shape: dict) -> str:

@@ -73,10 +73,19 @@ def _to_bool(series: pd.Series) -> pd.Series:
     return mapped.astype(bool)
 
 
+def _clean_label(label):
+    """Budget labels are text ('4x', '25888'); a column pandas once held as floats wrote '25888.0'."""
+    text = str(label)
+    return text[:-2] if text.endswith(".0") and text[:-2].isdigit() else label
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, dtype={"trial_id": str, "arm": str, "family": str, "budget_label": str,
-                                        "hidden": str})
+        df = pd.read_csv(path, dtype={"trial_id": str, "arm": str, "family": str, "budget_label": str,
+                                      "hidden": str})
+        if "budget_label" in df:
+            df["budget_label"] = df["budget_label"].map(_clean_label)
+        return df
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError) as e:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from . import compare, importance, pareto, recon, table
+from . import compare, importance, pareto, recipe, recon, table
 from .load import Results
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
 
@@ -124,6 +124,9 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
           "## Protocol\n", protocol(res), "## Results\n", tab["markdown"], "Numbers: [table.csv](table.csv).\n"]
     if cmp:
         md += [cmp["markdown"], "Numbers: [compare.csv](compare.csv).\n"]
+    rcp = _optional("recipe", lambda: recipe.run(res, out), notes)
+    if rcp:
+        md += [rcp["markdown"], "Numbers: [recipe.csv](recipe.csv).\n"]
     hv = par["hypervolume"]
     hv_md = markdown_table(pd.DataFrame({"source": hv["source"], "family": hv["family"], "points": hv["n_points"],
                                          "on front": hv["n_front"], "hypervolume": hv["hypervolume"].map(fmt_loss),
@@ -143,7 +146,8 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
                "Numbers: [importance.csv](importance.csv).\n"]
     if notes:
         md += ["## Notes\n"] + [f"- {n}\n" for n in notes]
-    files = par["files"] + tab["files"] + (cmp["files"] if cmp else []) + (rec["files"] if rec else []) + \
+    files = par["files"] + tab["files"] + (cmp["files"] if cmp else []) + (rcp["files"] if rcp else []) + \
+        (rec["files"] if rec else []) + \
         (imp["files"] if imp else [])
     (out / "report.md").write_text("\n".join(md))
     return {"files": ["report.md", *files], "notes": notes, "answer": answer}
