@@ -93,3 +93,16 @@ def test_hypervolume_of_a_better_front_is_larger():
     worse = hypervolume_2d([(2, 6), (6, 2)], ref)
     better = hypervolume_2d([(2, 6), (6, 2), (4, 4)], ref)
     assert better == pytest.approx(worse + 2 * 2)   # the extra corner [4,6]x[4,6]
+
+
+def test_blown_up_losses_are_clipped_to_the_full_budget_range():
+    import pandas as pd
+
+    from tunekae.analysis.pareto import _clip_outliers
+    pts = pd.DataFrame({"loss": [0.02, 0.03, 0.05, 1e22], "loss_std": [0.0] * 4,
+                        "full_budget": [True, True, False, False]})
+    clipped, top, n = _clip_outliers(pts)
+    assert top == pytest.approx(0.09) and n == 1
+    assert list(clipped["loss"]) == [0.02, 0.03, 0.05, pytest.approx(0.09)]
+    same, top, n = _clip_outliers(pts.iloc[:3])
+    assert top is None and n == 0 and same["loss"].tolist() == [0.02, 0.03, 0.05]

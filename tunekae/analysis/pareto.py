@@ -102,9 +102,29 @@ def hypervolumes(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _draw_panel(ax, pts: pd.DataFrame, xcol: str, budgets: list[dict], families: list[str]) -> None:
+def _clip_outliers(pts: pd.DataFrame) -> tuple[pd.DataFrame, float | None, int]:
+    """A blown-up trial (a KAE's powers overflow to a finite 1e22, say) would stretch the loss
+    axis until every real difference vanishes. The axis spans the full-budget points (x3); losses
+    above are drawn on the top edge as triangles and counted in the panel title."""
+    full = pts.loc[pts["full_budget"], "loss"]
+    top = 3 * float(full.max()) if len(full) else float(pts["loss"].quantile(0.9))
+    above = pts["loss"] > top
+    if not above.any():
+        return pts, None, 0
+    clipped = pts.copy()
+    clipped.loc[above, "loss"] = top
+    clipped.loc[above, "loss_std"] = float("nan")
+    return clipped, top, int(above.sum())
+
+
+def _draw_panel(ax, pts: pd.DataFrame, xcol: str, budgets: list[dict], families: list[str]) -> int:
     front_col = "on_front_params" if xcol == "params" else "on_front_time"
     fam_col = front_col.replace("on_front", "on_family_front")
+    raw = pts
+    pts, top, n_above = _clip_outliers(pts)
+    if n_above:
+        off = pts[raw["loss"] > top]
+        ax.scatter(off[xcol], off["loss"], marker="^", s=40, color="dimgrey", zorder=5, clip_on=False)
     for fam in families:
         sel = pts[pts["family"] == fam]
         if not len(sel):
@@ -139,7 +159,10 @@ def _draw_panel(ax, pts: pd.DataFrame, xcol: str, budgets: list[dict], families:
     losses = pts["loss"][pts["loss"] > 0]
     if len(losses) and losses.max() / losses.min() > 20:
         ax.set_yscale("log")
+    if top is not None:
+        ax.set_ylim(top=top)
     ax.grid(True, which="major", alpha=0.3)
+    return n_above
 
 
 def _legend_handles(families: list[str], has_short: bool):
@@ -159,10 +182,12 @@ def plot(points: pd.DataFrame, res: Results, out, xcol: str) -> str:
     fig, axes = plt.subplots(1, len(sources), figsize=(6.5 * len(sources) + 1.5, 4.8), squeeze=False)
     for ax, source in zip(axes[0], sources):
         pts = points[points["source"] == source]
-        _draw_panel(ax, pts, xcol, res.budgets(), families)
+        n_above = _draw_panel(ax, pts, xcol, res.budgets(), families)
         short = int((~pts["full_budget"]).sum())
         what = (f"search trials: {int(pts['full_budget'].sum())} full budget, {short} stopped early (hollow)"
                 if source == "search" else f"confirmed configurations: {len(pts)}")
+        if n_above:
+            what += f"; {n_above} off scale above (triangles)"
         ax.set_title(what, fontsize=9)
         ax.set_ylabel(LOSS_LABEL[source])
     name = "parameters" if xcol == "params" else "training time"
