@@ -2,12 +2,13 @@
 
     result = train_model(ModelConfig(...), splits, TrainConfig(epochs=10), on_epoch=print)
 
-Why it is fast: the data stay on the device as one tensor; a batch is a slice of a seeded
-permutation (no DataLoader, no per-sample transforms); batch losses accumulate in a tensor and
-the host syncs once per epoch (no .item() per batch), which is also when non-finite losses are
-caught; Adam/AdamW/SGD use torch's foreach/fused kernels. Why it is reproducible: one seeded
-torch.Generator draws the order and the input corruption, the global RNG (dropout, VAE samples)
-is reseeded from the same seed, and the thread count is fixed.
+Why it is fast: the data stay on the device as one tensor; a batch is an index_select of a
+slice of a seeded permutation (no DataLoader, no per-sample transforms); batch losses
+accumulate in a tensor and the host syncs once per epoch (no .item() per batch), which is also
+when non-finite losses are caught; Adam/AdamW/SGD use torch's fused kernels. Why it is
+reproducible: one seeded torch.Generator draws the order and the input corruption, the global
+RNG (dropout, VAE samples) is reseeded from the same seed, and the thread count is fixed.
+benchmarks/train_throughput.py measures it against the KAE paper's loop and a bare-GEMM floor.
 """
 from __future__ import annotations
 
@@ -114,7 +115,10 @@ def resolve_threads(requested: int | None) -> int:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu or auto")
     return device
@@ -137,27 +141,23 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fast)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fast)
-    # pykan's optimizer; its weight decay is an L2 term in the closure (see Stepper).
+    # pykan's optimizer; its weight decay is an L2 term added in fit's closure.
     return torch.optim.LBFGS(params, lr=cfg.lr, history_size=10, line_search_fn="strong_wolfe",
                              tolerance_grad=1e-32, tolerance_change=1e-32)
 
 
-def make_objective(model: torch.nn.Module, cfg: TrainConfig):
-    """(x_in, x_clean) -> (loss to minimise, stacked detached terms, term names); compiled on request."""
-    names: list[str] = []
-
+def make_objective(model: torch.nn.Module, cfg: TrainConfig) -> Callable:
+    """(x_in, x_clean) -> the model's loss terms; torch.compile'd on request (forward + loss in
+    one graph: the output activation fuses with the loss), falling back to eager on failure."""
     def objective(x_in, x_clean):
-        terms = model.loss_terms(x_clean, model(x_in))
-        if not names:
-            names.extend(terms)
-        stacked = torch.stack([torch.as_tensor(v, device=x_clean.device, dtype=x_clean.dtype).detach()
-                               for v in terms.values()])
-        return terms["loss"], stacked
+        return model.loss_terms(x_clean, model(x_in))
 
     if not cfg.compile:
-        return objective, names
-    compiled = torch.compile(objective)
-    state = {"fn": compiled}
+        return objective
+    # Every fit compiles afresh (a new model means new guards anyway); without the reset a
+    # long-lived Ray worker would hit dynamo's recompile limit and silently run eagerly.
+    torch._dynamo.reset()
+    state = {"fn": torch.compile(objective)}
 
     def guarded(x_in, x_clean):        # compile errors surface at the first call: fall back then
         try:
@@ -169,7 +169,7 @@ def make_objective(model: torch.nn.Module, cfg: TrainConfig):
                           f"training eagerly", RuntimeWarning, stacklevel=2)
             state["fn"] = objective
             return objective(x_in, x_clean)
-    return guarded, names
+    return guarded
 
 
 def update_kan_grids(model: torch.nn.Module, x: torch.Tensor) -> bool:
@@ -254,32 +254,41 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device) -> Fit
     optimizer = make_optimizer(model, cfg, device)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * steps_per_epoch)
                  if cfg.cosine else None)
-    objective, names = make_objective(model, cfg)
+    objective = make_objective(model, cfg)
+    names: list[str] = []            # the loss terms' names, from the first batch
     params = [p for p in model.parameters() if p.requires_grad]
     lbfgs = cfg.optimizer == "lbfgs"
+    kan_layers = getattr(model, "kan_layers", list)()
+
+    def detached(terms: dict) -> torch.Tensor:
+        """The terms as one detached vector (summed per epoch on the device: no sync per batch)."""
+        if not names:
+            names.extend(terms)
+        return torch.stack([torch.as_tensor(terms[k], device=device).detach() for k in names])
 
     def step(x_in: torch.Tensor, x_clean: torch.Tensor) -> torch.Tensor:
         """One optimizer step; returns the detached terms (before the update)."""
         if not lbfgs:
-            loss, stacked = objective(x_in, x_clean)
+            terms = objective(x_in, x_clean)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            terms["loss"].backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
             optimizer.step()
-            return stacked
+            return detached(terms)
         first: list[torch.Tensor] = []
 
         def closure():
             optimizer.zero_grad(set_to_none=True)
-            loss, stacked = objective(x_in, x_clean)
+            terms = objective(x_in, x_clean)
+            loss = terms["loss"]
             if cfg.weight_decay > 0:   # L2, as Adam's weight_decay: gradient + wd * p
                 loss = loss + 0.5 * cfg.weight_decay * sum(p.pow(2).sum() for p in params)
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
             if not first:
-                first.append(stacked)
+                first.append(detached(terms))
             return loss
         optimizer.step(closure)
         return first[0]
@@ -289,7 +298,7 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device) -> Fit
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         diverged = False
-        if epoch <= cfg.grid_update_epochs and model.kan_layers():
+        if epoch <= cfg.grid_update_epochs and kan_layers:
             sample = train_x[torch.randperm(n, generator=generator, device=device)[:GRID_SAMPLE]]
             diverged = not update_kan_grids(model, sample)
         sums = None
@@ -297,10 +306,14 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device) -> Fit
             try:
                 order = torch.randperm(n, generator=generator, device=device)
                 for i in range(0, n, batch_size):
-                    x = train_x[order[i:i + batch_size]]   # gather per batch: stays in cache (measured)
+                    # index_select per batch: the gathered rows are still in cache for the first
+                    # matmul; measured faster than x[idx] and than a permuted copy per epoch
+                    # (benchmarks/train_throughput.py --ablations)
+                    x = train_x.index_select(0, order[i:i + batch_size])
                     x_in = corrupt(x, noise, noise_level, generator) if denoising else x
-                    stacked = step(x_in, x) * len(x)
-                    sums = stacked if sums is None else sums + stacked
+                    stacked = step(x_in, x)
+                    sums = torch.zeros_like(stacked, dtype=torch.float64) if sums is None else sums
+                    sums.add_(stacked, alpha=len(x))   # on the device: no sync per batch
                     if scheduler is not None:
                         scheduler.step()
             except RuntimeError:
@@ -318,16 +331,14 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device) -> Fit
         terms = dict(zip(names, means))
         diverged = diverged or not means or not all(math.isfinite(v) for v in means)
         val_loss = DIVERGED_LOSS if diverged else reconstruction_loss(model, val_x)
-        if not math.isfinite(val_loss):
-            diverged, val_loss = True, DIVERGED_LOSS
-        if diverged:
+        diverged = diverged or not math.isfinite(val_loss)
+        if diverged:   # large finite numbers, never NaN: schedulers and samplers can rank them
+            status, val_loss = "diverged", DIVERGED_LOSS
             terms = {k: (v if math.isfinite(v) else DIVERGED_LOSS) for k, v in terms.items()}
-        train_loss = terms.get("recon", DIVERGED_LOSS)
+        train_loss = DIVERGED_LOSS if diverged else terms.get("recon", terms.get("loss"))
         report = EpochReport(epoch, train_loss, val_loss, epoch_seconds, train_seconds,
                              "diverged" if diverged else "ok", terms)
         history.append(report)
-        if diverged:
-            status = "diverged"
         keep_going = on_epoch(report) if on_epoch is not None else None
         if diverged:
             break

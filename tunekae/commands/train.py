@@ -1,0 +1,146 @@
+"""`train`: one explicit training run (no Ray, no tuning), then every metric on the TEST split."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+from ..errors import UserError
+from .model_options import add_model_arguments, comma_ints, model_config_from_args
+
+NAME = "train"
+HELP = "train one autoencoder (fixed widths or a parameter budget) and report test metrics"
+EXAMPLES = """  python -m tunekae train                    # MLP 64-16-64 on digits with the KAE paper's recipe
+  python -m tunekae train --family kae --order 3 --dataset fashion-mnist --epochs 10
+  python -m tunekae train --family kan --grid 5 --order 3 --budget 4x --depth 1 --grid-update-epochs 2 --json
+  python -m tunekae train --family mlp --hidden 256,64 --variant vae --optimizer adamw --lr 1e-3 --cosine
+  python -m tunekae train --family cheby --order 4 --optimizer lbfgs --lr 1 --batch-size 0 --epochs 20
+  python -m tunekae train --noise salt_pepper --noise-level 0.2 --save runs/dae.pt
+"""
+
+
+def add_arguments(p):
+    add_model_arguments(p)
+    s = p.add_argument_group("shape (one of --hidden or --budget; neither: no hidden layer)")
+    s.add_argument("--hidden", type=comma_ints, help="encoder hidden widths, comma list like 64,32")
+    s.add_argument("--budget", help="parameters: 100000, 100k, 1.5M, or 4x the single-layer MLP; the widths are solved")
+    s.add_argument("--depth", type=int, default=1, help="hidden layers when solving a --budget (default 1)")
+    s.add_argument("--tolerance", type=float, default=0.02, help="allowed relative budget error (default 0.02)")
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", default="digits",
+                   help="dataset name, options after a colon (cifar10:rgb=true); default digits. "
+                        "See `python -m tunekae spaces --datasets`")
+    d.add_argument("--data-dir", help="data root for torchvision datasets (else $TUNEKAE_DATA, else a cache dir)")
+    d.add_argument("--val-fraction", type=float, default=0.1, help="share of the training split held out (default 0.1)")
+    t = p.add_argument_group("training (defaults: the KAE paper's recipe)")
+    t.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd", "lbfgs"), help="default adam")
+    t.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
+    t.add_argument("--weight-decay", type=float, default=1e-4, help="default 1e-4")
+    t.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default 0.9)")
+    t.add_argument("--batch-size", type=int, default=256, help="default 256; 0: full batch (lbfgs)")
+    t.add_argument("--epochs", type=int, default=10, help="default 10")
+    t.add_argument("--cosine", action="store_true", help="cosine-anneal the learning rate to 0 over the run")
+    t.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (default 0: off)")
+    t.add_argument("--seed", type=int, default=0, help="fixes the weights, data order, corruption and val split")
+    t.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1 ...")
+    t.add_argument("--threads", type=int, help="torch CPU threads (default: every CPU available; never more)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the forward + loss (eager if it fails)")
+    t.add_argument("--grid-update-epochs", type=int, default=0,
+                   help="kan: refit the spline grids to the data at the start of the first N epochs")
+    o = p.add_argument_group("output")
+    o.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    o.add_argument("--save", help="write {model_config, train_config, state_dict, metrics} to this .pt file")
+
+
+def _finite(value):
+    """JSON has no NaN/inf: such metrics (a diverged model's) become null."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def run(args) -> int:
+    import torch
+
+    from ..budget import count_flops, count_params, parse_budget, solve_widths
+    from ..data import load_dataset
+    from ..metrics import evaluate
+    from ..train import TrainConfig, resolve_device, resolve_threads, train_model
+
+    if args.hidden is not None and args.budget is not None:
+        raise UserError("give --hidden (fixed widths) or --budget (solved widths), not both")
+    if args.depth < 0 or not 0 < args.tolerance < 1:
+        raise UserError("--depth must be >= 0 and --tolerance between 0 and 1")
+    try:
+        train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+                                momentum=args.momentum, batch_size=args.batch_size, epochs=args.epochs,
+                                cosine=args.cosine, grad_clip=args.grad_clip, seed=args.seed, device=args.device,
+                                threads=args.threads, compile=args.compile,
+                                grid_update_epochs=args.grid_update_epochs)
+        device = resolve_device(args.device)
+    except (ValueError, RuntimeError) as e:
+        raise UserError(f"{e} (see --help)") from None
+
+    splits = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, val_fraction=args.val_fraction)
+    cfg = model_config_from_args(args, splits.input_dim, tuple(args.hidden or ())).replace(seed=args.seed)
+    match = None
+    if args.budget is not None:
+        budget = parse_budget(args.budget, cfg.input_dim, cfg.latent_dim)
+        match = solve_widths(cfg, budget, args.depth, args.tolerance)
+        cfg = cfg.replace(hidden=match.hidden)
+    try:
+        from ..models import build_model
+        with torch.device("meta"):
+            build_model(cfg)          # bad shape options (kae order 0, ...) fail here, not mid-run
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+    log = sys.stderr if args.json else sys.stdout
+    shape = " -> ".join(map(str, [cfg.input_dim, *cfg.hidden, cfg.latent_dim, *reversed(cfg.hidden), cfg.input_dim]))
+    threads = resolve_threads(args.threads)
+    print(f"{splits.name}: {args.family} {cfg.variant} {shape} on {device} ({threads} threads); "
+          f"{train_cfg.optimizer} lr {train_cfg.lr:g}, batch {train_cfg.batch_size}, {train_cfg.epochs} epochs",
+          file=log, flush=True)
+
+    def on_epoch(r):
+        flag = "" if r.status == "ok" else f"  {r.status}"
+        print(f"epoch {r.epoch:>3}/{train_cfg.epochs}  train_loss {r.train_loss:.6f}  val_loss {r.val_loss:.6f}  "
+              f"{r.epoch_seconds:.2f} s{flag}", file=log, flush=True)
+
+    result = train_model(cfg, splits, train_cfg, on_epoch=on_epoch)
+    model = result.model
+    torch.set_num_threads(threads)      # the metrics get the same CPU share as the training
+    metrics = evaluate(model, splits, split="test", seed=args.seed) if result.status == "ok" else {}
+    out = {"dataset": splits.name, "family": args.family, "layer": cfg.family, "variant": cfg.variant,
+           "hidden": list(cfg.hidden), "latent": cfg.latent_dim, "order": cfg.order, "grid": cfg.grid,
+           "params": count_params(model), "flops": count_flops(model, cfg.input_dim),
+           "budget": match.budget if match else None, "budget_rel_error": match.rel_error if match else None,
+           "status": result.status, "epochs": result.epochs_completed, "train_seconds": result.train_seconds,
+           "seconds_per_epoch": result.seconds_per_epoch, "peak_mem_mb": result.peak_mem_mb,
+           "device": result.device, "threads": threads, "train_loss": result.train_loss, "val_loss": result.val_loss,
+           "test_loss": None, **metrics, "model_config": cfg.to_dict(), "train_config": train_cfg.to_dict(),
+           "history": [{"epoch": r.epoch, "train_loss": r.train_loss, "val_loss": r.val_loss,
+                        "epoch_seconds": r.epoch_seconds} for r in result.history]}
+    out = {k: _finite(v) for k, v in out.items()}
+    if args.save:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        blob = {"model_config": cfg.to_dict(), "train_config": train_cfg.to_dict(), "state_dict": state,
+                "metrics": {k: v for k, v in out.items() if k not in ("model_config", "train_config")}}
+        try:
+            from pathlib import Path
+            Path(args.save).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            torch.save(blob, Path(args.save).expanduser())
+        except OSError as e:
+            raise UserError(f"cannot write --save {args.save}: {e.strerror or e}") from None
+
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"status {result.status}: {result.epochs_completed} epochs, {result.train_seconds:.2f} s training "
+              f"({result.seconds_per_epoch:.3f} s/epoch), params {out['params']:,}, forward FLOPs/sample "
+              f"{out['flops']:,}, peak memory {result.peak_mem_mb:.0f} MB")
+        if metrics:
+            print("test metrics: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        else:
+            print("no test metrics: the run diverged (try a smaller --lr or --grad-clip)")
+        if args.save:
+            print(f"saved {args.save}")
+    return 0 if result.status == "ok" else 1
