@@ -7,11 +7,4 @@ SPACE = Space(
     name="all_families",
     description="Every autoencoder family (MLP, KAE, KAN, Chebyshev, RBF, VAE family) at equal budgets",
     arms=[MLP, KAE, KAN, CHEBY, RBF, *VAES],
-    dataset="digits",
-    latent_dim=16,
-    budgets=["4x", "16x"],
-    samples_per_arm=12,
-    epochs=30,
-    grace_period=5,
-    reduction_factor=3,
 )

@@ -9,11 +9,6 @@ SPACE = Space(
     name="kae_vs_mlp",
     description="KAE (polynomial KAN layers) vs MLP autoencoders at equal parameters and tuning effort",
     arms=[MLP, KAE],
-    dataset="digits",
-    latent_dim=16,
     budgets=["1x", "4x", "16x"],   # on 784-16 data: 25,888 / 103,552 / 414,208 (the paper's 25,888 / ~101k / ~410k)
     samples_per_arm=16,
-    epochs=30,
-    grace_period=5,
-    reduction_factor=3,
 )

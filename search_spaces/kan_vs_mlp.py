@@ -8,11 +8,4 @@ SPACE = Space(
     name="kan_vs_mlp",
     description="B-spline KAN, Chebyshev and RBF KAN autoencoders vs MLP at equal parameters and tuning effort",
     arms=[MLP, KAN, CHEBY, RBF],
-    dataset="digits",
-    latent_dim=16,
-    budgets=["4x", "16x"],
-    samples_per_arm=12,
-    epochs=30,
-    grace_period=5,
-    reduction_factor=3,
 )

@@ -9,11 +9,6 @@ SPACE = Space(
     name="vae_family",
     description="VAE, beta-VAE, DERP-VAE and WAE-MMD on MLP layers at equal parameters and tuning effort",
     arms=VAES,
-    dataset="digits",
     latent_dim=8,
     budgets=["4x"],
-    samples_per_arm=12,
-    epochs=30,
-    grace_period=5,
-    reduction_factor=3,
 )

@@ -40,12 +40,12 @@ class Space:
     name: str
     description: str
     arms: list[Arm]
-    dataset: str = "digits"
-    latent_dim: int = 16
-    budgets: list = field(default_factory=lambda: ["1x", "4x"])
-    samples_per_arm: int = 16
-    epochs: int = 20
-    grace_period: int = 3
+    dataset: str = "digits"                     # embedded: every space runs offline by default
+    latent_dim: int = 16                        # the KAE paper's
+    budgets: list = field(default_factory=lambda: ["4x", "16x"])
+    samples_per_arm: int = 12
+    epochs: int = 30
+    grace_period: int = 5
     reduction_factor: int = 3
     tolerance: float = 0.02
     source: str = ""                            # the module or file it came from
