@@ -114,3 +114,13 @@ SPACE = Space(name="my_space", description="one cheby arm", dataset="digits", la
     assert list(results["arm"].unique()) == ["cheby_b3264"] and len(results) == 2
     assert (results["hp_optimizer"] == "adam").all() and (abs(results["params"] - 3264) <= 65).all()
     assert json.loads((out_dir / "run.json").read_text())["space"] == "my_space"
+
+
+def test_an_invalid_sampled_value_is_recorded_not_raised():
+    from tunekae.trial import run_trial
+    from tunekae.data import load_dataset
+    reports = []
+    arm = {"name": "mlp_b8512", "family": "mlp", "layer": "linear", "variant": "ae", "budget": 8512}
+    run = {"input_dim": 64, "latent_dim": 16, "epochs": 2}
+    final = run_trial({"depth": 1, "lr": 0.0}, arm, run, load_dataset("digits"), reports.append, seed=0)
+    assert final["status"] == "error" and "invalid configuration" in final["error"] and reports == [final]

@@ -55,6 +55,11 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
                  "epochs_completed": 0}
         report(final)
         return final
+    except ValueError as e:   # a space sampled an invalid value (lr 0, unknown activation): recorded
+        final = {**base, "status": "error", "error": f"invalid configuration: {e}", "val_loss": DIVERGED_LOSS,
+                 "epochs_completed": 0}
+        report(final)
+        return final
     seed_everything(seed)                     # before building: init, data order and probes
     model = build_model(model_cfg)
     static = {**base, "params": match.params, "flops": count_flops(model, model_cfg.input_dim),

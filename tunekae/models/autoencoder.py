@@ -83,7 +83,10 @@ class Autoencoder(nn.Module):
         recon = F.mse_loss(out.recon, x)   # mean per-pixel MSE: the number every family reports
         terms = {"recon": recon}
         terms.update(self.extra_terms(out))
-        terms["loss"] = recon + sum(w * terms[name] for name, w in self.weighted_terms().items())
+        loss = recon
+        for name, weight in self.weighted_terms().items():   # no "+ 0" for the plain AE's backward
+            loss = loss + weight * terms[name]
+        terms["loss"] = loss
         return add_regularizers(terms, self, out)
 
     def extra_terms(self, out: AEOutput) -> dict[str, torch.Tensor]:
