@@ -66,17 +66,27 @@ def free_port() -> int:
 
 
 def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
+    """`ray start --head --block` in its own process group: stopping it ends only this cluster
+    (`ray stop` would end every Ray cluster on the machine, a user's running search included)."""
     ray_bin = str(Path(sys.executable).parent / "ray")
-    port = free_port()
-    start = subprocess.run([ray_bin, "start", "--head", "--num-cpus", "2", "--dashboard-port", str(port),
-                            "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--disable-usage-stats",
-                            "--port", str(free_port())],
-                           env=ENV, capture_output=True, text=True, timeout=180)
-    assert start.returncode == 0, start.stdout + start.stderr
+    port, gcs_port = free_port(), free_port()
+    head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--num-cpus", "2", "--dashboard-port", str(port),
+                             "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--disable-usage-stats",
+                             "--port", str(gcs_port)],
+                            env=ENV, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        deadline = time.time() + 180
+        while True:                                  # the dashboard answers once the head is up
+            assert head.poll() is None, "ray start --head failed:\n" + head.stdout.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=5):
+                    break
+            except OSError:
+                assert time.time() < deadline, "the Ray dashboard never came up"
+                time.sleep(1)
         out = tmp_path / "attached"
         proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 2, "--epochs", 2,
-                       "--output", out, "--quiet", "--address", "auto")
+                       "--output", out, "--quiet", "--address", f"127.0.0.1:{gcs_port}")
         log, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, log
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v0/actors?limit=1000", timeout=30) as r:
@@ -86,4 +96,8 @@ def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
         assert "ImplicitFunc" in classes, classes   # the search's trials ran as actors of this cluster
         assert len(pd.read_csv(out / "results.csv")) == 4
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
