@@ -1,6 +1,6 @@
 """Search overhead on this machine: prints figures, asserts nothing.
 
-    ./venv-run python benchmarks/search_overhead.py [--trials 32] [--epochs 5]
+    ./venv-run python benchmarks/search_overhead.py [--trials 32] [--epochs 15]
 
 1. Ray start-up seconds.
 2. `--trials` short trials of one arm on digits: total wall time vs the ideal (sum of the
@@ -25,7 +25,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=15, help="> the space's grace period (5), so ASHA has a rung")
     ap.add_argument("--space", default="kae_vs_mlp")
     ap.add_argument("--budget", default="1x")
     args = ap.parse_args()

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -101,3 +102,7 @@ def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
             head.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+        # `ray start` recorded this cluster as the machine's current one; leave no dead pointer
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.exists() and str(gcs_port) in current.read_text():
+            current.unlink()

@@ -62,7 +62,10 @@ def connect(address: str | None, num_cpus: int | None = None) -> str | None:
     if ray.is_initialized():
         return None
     address = address or os.environ.get("RAY_ADDRESS")
-    kwargs = {"address": address} if address else {"num_cpus": num_cpus, "include_dashboard": None}
+    # Without an address, always a fresh local Ray: a bare ray.init() joins whatever cluster
+    # /tmp/ray/ray_current_cluster names, and hangs when that cluster is gone.
+    kwargs = {"address": address} if address else {"address": "local", "num_cpus": num_cpus,
+                                                    "include_dashboard": None}
     ctx = ray.init(logging_level="WARNING", log_to_driver=True, **kwargs)
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
