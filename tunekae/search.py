@@ -27,6 +27,18 @@ from .spaces import ArmContext, Space, starting_point
 from .trial import run_trial
 
 
+class ResumableOptunaSearch(OptunaSearch):
+    """OptunaSearch that survives kill -9: the journal storage records a finished trial at once,
+    Tune's searcher checkpoint later, so after a restore Tune may complete a trial the study
+    already holds. Its result is already in the study; the repeated tell is skipped."""
+
+    def on_trial_complete(self, trial_id, result=None, error=False):
+        try:
+            super().on_trial_complete(trial_id, result=result, error=error)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._ot_trials.pop(trial_id, None)
+
+
 @dataclass
 class SearchOptions:
     samples: int
@@ -99,7 +111,7 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
         return tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
     define = partial(ctx.arm.define, ctx=ctx)
     start = starting_point(ctx, ctx.arm.define)
-    searcher = OptunaSearch(space=define, metric="val_loss", mode="min", points_to_evaluate=[start] if start else None,
+    searcher = ResumableOptunaSearch(space=define, metric="val_loss", mode="min", points_to_evaluate=[start] if start else None,
                             sampler=optuna.samplers.TPESampler(seed=opts.seed), study_name=ctx.key,
                             storage=study_storage(output, ctx.key))
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=opts.epochs,
