@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 
 # Columns every row has, in this order; hyperparameters (hp_*) and metrics follow.
 CORE = ["space", "dataset", "arm", "family", "layer", "variant", "budget", "budget_label", "trial_id",
-        "status", "stopped_early", "epochs_completed", "epochs_budget", "depth", "hidden", "params", "flops",
+        "study_trial", "status", "stopped_early", "epochs_completed", "epochs_budget", "depth", "hidden", "params", "flops",
         "val_loss", "train_loss", "train_seconds", "seconds_per_epoch", "peak_mem_mb"]
-NOT_HP = {"depth"}
+NOT_HP = {"depth", "study_trial"}   # config keys that are not hyperparameters
 # Tune's own bookkeeping keys in every report: not results.
 TUNE_KEYS = {"arm", "family", "budget", "config", "trial_id", "traceback", "checkpoint_dir_name", "date", "done",
              "experiment_tag", "hostname", "iterations_since_restore", "node_ip", "pid", "training_iteration",
@@ -34,6 +35,7 @@ def arm_rows(grid, ctx, space, epochs: int) -> pd.DataFrame:
         for k, v in config.items():
             if k not in NOT_HP and not k.startswith("shape_d"):
                 row[f"hp_{k}"] = v
+        row["study_trial"] = config.get("study_trial")   # the trial's number in studies/<arm>.journal
         status = metrics.get("status")
         if result.error is not None:
             status, row["error"] = "error", f"{type(result.error).__name__}: {result.error}"[:500]
@@ -72,8 +74,15 @@ def write_results(output: Path, space) -> pd.DataFrame:
     table["space"] = space.name
     table["dataset"] = meta.get("dataset")
     table = table[[c for c in CORE if c in table] + sorted(c for c in table if c not in CORE)]
-    table.to_csv(output / "results.csv", index=False)
+    write_csv_atomic(table, output / "results.csv")
     return table
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write then rename: a reader (or a resume after kill -9) sees the old file or the whole new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
 
 
 def format_summary_line(key: str, s: dict) -> str:

@@ -1,4 +1,5 @@
-"""Ray Tune + OptunaSearch + ASHA over equal-budget arms. The only module that imports Ray.
+"""Ray Tune + OptunaSearch + ASHA over equal-budget arms: the search layer's runner. This module,
+searcher.py and trainable.py are the only ones that import Ray.
 
 One Tune experiment per arm (family x budget), run one after another, each with the SAME number
 of trials, epochs and ASHA settings, its own seeded TPE study (persisted as a journal that
@@ -19,24 +20,14 @@ import optuna
 import pandas as pd
 import ray
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search.optuna import OptunaSearch
 
-from .results import arm_rows, summarize_arm, write_results
+from .results import arm_rows, summarize_arm, write_csv_atomic, write_results
+from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
-from .trial import run_trial
-
-
-class ResumableOptunaSearch(OptunaSearch):
-    """OptunaSearch that survives kill -9: the journal storage records a finished trial at once,
-    Tune's searcher checkpoint later, so after a restore Tune may complete a trial the study
-    already holds. Its result is already in the study; the repeated tell is skipped."""
-
-    def on_trial_complete(self, trial_id, result=None, error=False):
-        try:
-            super().on_trial_complete(trial_id, result=result, error=error)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            self._ot_trials.pop(trial_id, None)
+from .trainable import trainable
+from .trial_log import log_dir
 
 
 @dataclass
@@ -50,23 +41,7 @@ class SearchOptions:
     address: str | None
     verbose: int = 1
     asha: bool = True          # False: FIFO (every trial runs all epochs), for ablations
-
-
-def trainable(config: dict, splits=None, arm: dict = None, run: dict = None):
-    """The Tune function trainable: one tune.report per epoch (training_iteration = epoch)."""
-    import torch
-    torch.set_num_threads(max(1, int(run["threads"])))   # this trial's CPU share, never more
-    params = {k: v for k, v in config.items()}
-    run_trial(params, arm, run, splits, report=tune.report, seed=run["seed"] + _trial_index())
-
-
-def _trial_index() -> int:
-    """A distinct, reproducible seed offset per trial (its position in the experiment)."""
-    try:
-        name = tune.get_context().get_trial_name() or ""
-        return int(name.rsplit("_", 1)[-1])
-    except Exception:
-        return 0
+    callbacks: tuple = ()      # extra tune.Callback objects (the benchmarks time trials with one)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> str | None:
@@ -103,7 +78,7 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
     per, concurrent = resources(opts)
     run = {"input_dim": splits.input_dim, "latent_dim": space.latent_dim, "epochs": opts.epochs,
            "tolerance": space.tolerance, "seed": opts.seed, "threads": max(1, int(opts.cpus_per_trial)),
-           "device": "cuda" if per["gpu"] else "cpu"}
+           "device": "cuda" if per["gpu"] else "cpu", "log_dir": log_dir(output, ctx.key)}
     fn = tune.with_resources(tune.with_parameters(trainable, splits=splits, arm=ctx.to_dict(), run=run), per)
     storage_path = str((output / "ray").resolve())
     path = os.path.join(storage_path, ctx.key)
@@ -111,10 +86,13 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
         return tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
     define = partial(ctx.arm.define, ctx=ctx)
     start = starting_point(ctx, ctx.arm.define)
-    searcher = ResumableOptunaSearch(space=define, metric="val_loss", mode="min", points_to_evaluate=[start] if start else None,
-                            sampler=optuna.samplers.TPESampler(seed=opts.seed), study_name=ctx.key,
-                            storage=study_storage(output, ctx.key))
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=opts.epochs,
+    searcher = ResumableOptunaSearch(space=define, metric="val_loss", mode="min",
+                                     points_to_evaluate=[start] if start else None,
+                                     sampler=optuna.samplers.TPESampler(seed=opts.seed), study_name=ctx.key,
+                                     storage=study_storage(output, ctx.key))
+    # time_attr is the reported epoch, not Tune's report count: a trial replaying its final
+    # report after a resume is judged at the epoch it really reached
+    scheduler = ASHAScheduler(time_attr="epoch", max_t=opts.epochs,
                               grace_period=min(space.grace_period, opts.epochs),
                               reduction_factor=space.reduction_factor) if opts.asha else FIFOScheduler()
     return tune.Tuner(
@@ -123,7 +101,8 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
                                     num_samples=opts.samples, max_concurrent_trials=concurrent,
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=ctx.key, storage_path=storage_path, verbose=opts.verbose,
-                                  failure_config=tune.FailureConfig(max_failures=0)),
+                                  failure_config=tune.FailureConfig(max_failures=0),
+                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), *opts.callbacks]),
     )
 
 
@@ -131,6 +110,9 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
                meta: dict, resume: bool = False) -> pd.DataFrame:
     """Run every arm (skipping arms already finished when resuming); returns the results table."""
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")   # experiment state saved often: kill -9 loses little
+    # progress.csv and result.json per trial, but no TensorBoard event files: writing them held
+    # every report (and so the reporting trial) about 4 ms on 2 cores
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     started = time.time()
     dashboard = connect(opts.address, num_cpus=None)
@@ -156,7 +138,7 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
             tuner = make_tuner(ctx, space, opts, splits, output, restore=resume)
             grid = tuner.fit()
             rows = arm_rows(grid, ctx, space, opts.epochs)
-        rows.to_csv(done, index=False)
+        write_csv_atomic(rows, done)   # a kill while writing must not leave a "finished" half arm
         summaries[ctx.key] = summarize_arm(rows, opts.epochs)
         meta["summary"] = summaries
         _write_json(output / "run.json", meta)
