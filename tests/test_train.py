@@ -107,6 +107,24 @@ def test_huge_learning_rate_diverges_without_raising():
     assert r.epochs_completed == len(reports) < 5
 
 
+def test_should_stop_abandons_the_epoch_under_way():
+    """A search trial's scheduler said stop while the next epoch had begun: that epoch is dropped
+    at its next batch, never reported, and the run keeps the epochs it had finished."""
+    checks_in_epoch_3, reports = [], []
+
+    def should_stop():                       # asked before every batch: stop at epoch 3's 2nd batch
+        if len(reports) == 2:
+            checks_in_epoch_3.append(1)
+        return len(checks_in_epoch_3) >= 2
+
+    model = build_model(small_cfg())
+    r = fit(model, low_rank_splits(n=256), tcfg(epochs=6), on_epoch=reports.append, should_stop=should_stop)
+    assert r.status == "stopped" and r.epochs_completed == 2 and [x.epoch for x in reports] == [1, 2]
+    assert r.train_seconds == pytest.approx(sum(h.epoch_seconds for h in r.history))
+    stopped_at_once = fit(build_model(small_cfg()), low_rank_splits(n=256), tcfg(epochs=3), should_stop=lambda: True)
+    assert stopped_at_once.status == "stopped" and stopped_at_once.epochs_completed == 0
+
+
 def test_train_model_seeds_before_building(monkeypatch):
     import tunekae.train as engine
     seen = {}

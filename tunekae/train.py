@@ -79,7 +79,7 @@ class EpochReport:
 @dataclass
 class FitResult:
     model: torch.nn.Module
-    status: str                  # ok | diverged | stopped (on_epoch returned False)
+    status: str                  # ok | diverged | stopped (on_epoch returned False, or should_stop())
     epochs_completed: int
     history: list[EpochReport]
     train_seconds: float
@@ -221,20 +221,27 @@ def reconstruction_loss(model: torch.nn.Module, x: torch.Tensor, batch_size: int
 
 # ----------------------------------------------------------------------------- the loop
 def fit(model: torch.nn.Module, splits, cfg: TrainConfig,
-        on_epoch: Callable[[EpochReport], bool | None] | None = None) -> FitResult:
+        on_epoch: Callable[[EpochReport], bool | None] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> FitResult:
     """Train `model` on splits.train_x, validating on splits.val_x after every epoch.
-    on_epoch(report) returning False stops the run (status 'stopped'). A non-finite loss ends
+    on_epoch(report) returning False stops the run (status 'stopped'); so does should_stop()
+    returning True, checked before every batch, which abandons the epoch under way (a search
+    trial that a scheduler stopped while the next epoch had begun). A non-finite loss ends
     it as 'diverged' with val_loss DIVERGED_LOSS; it never raises for that."""
     device = resolve_device(cfg.device)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(resolve_threads(cfg.threads))
     try:
-        return _fit(model, splits, cfg, on_epoch, device)
+        return _fit(model, splits, cfg, on_epoch, device, should_stop or _never)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device) -> FitResult:
+def _never() -> bool:
+    return False
+
+
+def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should_stop) -> FitResult:
     model.to(device)
     model.train()
     if device.type == "cuda":
@@ -306,6 +313,8 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device) -> Fit
             try:
                 order = torch.randperm(n, generator=generator, device=device)
                 for i in range(0, n, batch_size):
+                    if should_stop():
+                        break
                     # index_select per batch: the gathered rows are still in cache for the first
                     # matmul; measured faster than x[idx] and than a permuted copy per epoch
                     # (benchmarks/train_throughput.py --ablations)
@@ -322,6 +331,9 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device) -> Fit
                 if all(bool(torch.isfinite(p).all()) for p in params):
                     raise
                 diverged = True
+        if should_stop():     # abandoned mid-epoch: not an epoch, not reported
+            status = "stopped"
+            break
         means = (sums / n).tolist() if sums is not None else []   # the one host sync of the epoch
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -346,9 +358,9 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device) -> Fit
             status = "stopped"
             break
 
-    last = history[-1]
+    last = history[-1] if history else EpochReport(0, math.nan, math.nan, 0.0, 0.0, status, {})
     return FitResult(model=model, status=status, epochs_completed=len(history), history=history,
-                     train_seconds=train_seconds, seconds_per_epoch=train_seconds / len(history),
+                     train_seconds=train_seconds, seconds_per_epoch=train_seconds / max(len(history), 1),
                      val_loss=last.val_loss, train_loss=last.train_loss,
                      peak_mem_mb=peak_memory_mb(device), device=str(device))
 

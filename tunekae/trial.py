@@ -39,11 +39,13 @@ def build_configs(params: dict, arm: dict, run: dict, seed: int):
 
 
 def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict], None],
-              seed: int, split: str = "val", keep_model: bool = False) -> dict:
+              seed: int, split: str = "val", keep_model: bool = False,
+              should_stop: Callable[[], bool] | None = None) -> dict:
     """Train one configuration, calling report(metrics) once per epoch; the last report carries
     the final metrics on `split` (validation in a search, test in confirmation).
     Never raises for bad configurations: infeasible, diverged and crashed trials end with a
-    status and a large finite loss so that schedulers and samplers can rank them."""
+    status and a large finite loss so that schedulers and samplers can rank them.
+    should_stop() returning True ends training at the next batch (see train.fit)."""
     from .metrics import evaluate
     from .train import DIVERGED_LOSS, fit, seed_everything
 
@@ -85,7 +87,7 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
         report(metrics)
 
     try:
-        result = fit(model, splits, train_cfg, on_epoch=on_epoch)
+        result = fit(model, splits, train_cfg, on_epoch=on_epoch, should_stop=should_stop)
         final["peak_mem_mb"] = result.peak_mem_mb
         if result.status == "diverged":
             final.update(status="diverged", val_loss=DIVERGED_LOSS)
