@@ -31,7 +31,10 @@ def test_confirm_writes_mean_std_n(pipeline_dir):
     runs = pd.read_csv(pipeline_dir / "confirmed_runs.csv")
     confirmed = pd.read_csv(pipeline_dir / "confirmed.csv")
     assert set(runs["seed"]) == {10_000, 10_001, 10_002}            # fresh seeds, not the search's
-    assert len(confirmed) == 4 * 2 and (confirmed["n"] == 3).all()  # 4 arms x top 2, 3 seeds each
+    results = pd.read_csv(pipeline_dir / "results.csv")
+    full = results[(results["status"] == "ok") & (results["epochs_completed"] >= results["epochs_budget"])]
+    top = full.groupby("arm").size().clip(upper=2)       # each arm's top 2 of its full-budget trials
+    assert len(top) == 4 and len(confirmed) == top.sum() and (confirmed["n"] == 3).all()   # 3 seeds each
     for metric in ("test_loss", "psnr", "knn_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse"):
         assert {f"{metric}_mean", f"{metric}_std"} <= set(confirmed.columns)
     one = confirmed.iloc[0]

@@ -37,6 +37,11 @@ def test_bad_options_exit_2(run_cli, tmp_path):
     assert code == 2 and "--samples" in err
     code, _, err = run_cli("search", "--resume", "--output", tmp_path / "missing")
     assert code == 2 and "nothing to resume" in err
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--grace-period", 0, "--output", tmp_path / "z")
+    assert code == 2 and "--grace-period must be >= 1" in err
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--reduction-factor", 1, "--output", tmp_path / "z")
+    assert code == 2 and "--reduction-factor must be >= 2" in err
+    assert not (tmp_path / "z").exists()                           # nothing written for bad input
 
 
 @pytest.mark.parametrize("space", sorted(builtin_spaces()))
@@ -85,11 +90,13 @@ def test_starting_point_is_the_papers_recipe(run_cli, tmp_path):
 def test_asha_stops_trials_early(run_cli, tmp_path):
     out_dir = tmp_path / "asha"
     code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 8, "--epochs", 9, "--budgets", "1x",
-                           "--output", out_dir, "--quiet")
+                           "--grace-period", 2, "--reduction-factor", 3, "--output", out_dir, "--quiet")
     assert code == 0, err
+    assert json.loads((out_dir / "run.json").read_text())["asha"] == {"grace_period": 2, "reduction_factor": 3,
+                                                                       "max_t": 9}
     results = pd.read_csv(out_dir / "results.csv")
     assert results["stopped_early"].any()
-    assert (results.loc[results["stopped_early"], "epochs_completed"] < 9).all()
+    assert set(results.loc[results["stopped_early"], "epochs_completed"]) <= {2, 6}   # ASHA's rungs: 2, 2 x 3
     assert (results.loc[~results["stopped_early"] & (results["status"] == "ok"), "epochs_completed"] == 9).all()
 
 

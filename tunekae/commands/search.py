@@ -29,6 +29,9 @@ def add_arguments(p):
     p.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
     p.add_argument("--budgets", nargs="+", help="parameter budgets: 25888 100k 4x ... (default: the space's)")
     p.add_argument("--tolerance", type=float, help="relative budget tolerance (default: the space's, 0.02)")
+    p.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can be stopped (default: the space's, 1)")
+    p.add_argument("--reduction-factor", type=int,
+                   help="ASHA: 1 in this many trials goes on at each rung (default: the space's, 4)")
     p.add_argument("--seed", type=int, default=0, help="seeds the samplers, splits and trials (default 0)")
     p.add_argument("--output", help="output dir (default results/<space>-<dataset>-<time>)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial = its torch threads (default 1)")
@@ -72,12 +75,16 @@ def run(args) -> int:
         saved = meta["options"]
         for k, v in saved.items():   # the interrupted search's options win
             setattr(args, k, v)
+        for k in ("grace_period", "reduction_factor"):   # searches from before these options existed
+            if getattr(args, k) is None and meta.get("asha"):
+                setattr(args, k, meta["asha"][k])
         args.resume = True
     if not args.space:
         raise UserError("--space is required (see `python -m tunekae spaces`)")
-    for name in ("samples", "epochs", "max_concurrent"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 1")
+    for name, least in (("samples", 1), ("epochs", 1), ("max_concurrent", 1), ("grace_period", 1),
+                        ("reduction_factor", 2)):
+        if getattr(args, name) is not None and getattr(args, name) < least:
+            raise UserError(f"--{name.replace('_', '-')} must be >= {least}")
     if args.cpus_per_trial <= 0:
         raise UserError("--cpus-per-trial must be > 0")
 
@@ -86,6 +93,8 @@ def run(args) -> int:
         if not 0 < args.tolerance < 1:
             raise UserError("--tolerance must be between 0 and 1 (0.02 = 2%)")
         space.tolerance = args.tolerance
+    space.grace_period = args.grace_period or space.grace_period
+    space.reduction_factor = args.reduction_factor or space.reduction_factor
     dataset = args.dataset or space.dataset
     splits = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
     contexts = arm_contexts(space, splits.input_dim, args.budgets)
@@ -103,9 +112,9 @@ def run(args) -> int:
     opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=gpus, max_concurrent=args.max_concurrent, address=args.address,
                          verbose=0 if args.quiet else 1, asha=not args.no_asha)
-    options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed", "tolerance",
-                                             "cpus_per_trial", "gpus_per_trial", "max_concurrent", "address", "quiet",
-                                             "no_asha")}
+    options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed",
+                                                   "tolerance", "grace_period", "reduction_factor", "cpus_per_trial",
+                                                   "gpus_per_trial", "max_concurrent", "address", "quiet", "no_asha")}
     options["space"] = space.source if space.source.endswith(".py") else space.name
     meta = {"space": space.name, "description": space.description, "dataset": dataset,
             "latent_dim": space.latent_dim, "input_dim": splits.input_dim, "tolerance": space.tolerance,
