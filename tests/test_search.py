@@ -100,6 +100,22 @@ def test_asha_stops_trials_early(run_cli, tmp_path):
     assert (results.loc[~results["stopped_early"] & (results["status"] == "ok"), "epochs_completed"] == 9).all()
 
 
+def test_tune_storage_can_be_a_uri_apart_from_the_output(run_cli, tmp_path):
+    """--storage: Tune's experiment folders on a shared path or cloud URI (file:// here, offline);
+    results, studies and run.json stay in --output."""
+    out_dir, store = tmp_path / "out", tmp_path / "store"
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 2, "--epochs", 2, "--budgets", "1x",
+                           "--output", out_dir, "--storage", f"file://{store}", "--quiet")
+    assert code == 0, err
+    results = pd.read_csv(out_dir / "results.csv")
+    for arm in results["arm"].unique():
+        assert len(list((store / arm).glob("trainable_*/result.json"))) == 2
+    assert not (out_dir / "ray").exists()
+    assert json.loads((out_dir / "run.json").read_text())["options"]["storage"] == f"file://{store}"
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--storage", "nope://x", "--output", tmp_path / "bad")
+    assert code == 2 and "--storage nope://x" in err and not (tmp_path / "bad").exists()
+
+
 def test_a_users_space_file_runs(run_cli, tmp_path):
     space_file = tmp_path / "my_space.py"
     space_file.write_text('''

@@ -42,6 +42,7 @@ class SearchOptions:
     verbose: int = 1
     asha: bool = True          # False: FIFO (every trial runs all epochs), for ablations
     callbacks: tuple = ()      # extra tune.Callback objects (the benchmarks time trials with one)
+    storage: str | None = None  # Tune's experiment folders: a shared path or cloud URI (default DIR/ray)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> str | None:
@@ -80,8 +81,8 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
            "tolerance": space.tolerance, "seed": opts.seed, "threads": max(1, int(opts.cpus_per_trial)),
            "device": "cuda" if per["gpu"] else "cpu", "log_dir": log_dir(output, ctx.key)}
     fn = tune.with_resources(tune.with_parameters(trainable, splits=splits, arm=ctx.to_dict(), run=run), per)
-    storage_path = str((output / "ray").resolve())
-    path = os.path.join(storage_path, ctx.key)
+    storage_path = opts.storage or str((output / "ray").resolve())
+    path = f"{storage_path.rstrip('/')}/{ctx.key}"
     if restore and tune.Tuner.can_restore(path):
         return tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
     define = partial(ctx.arm.define, ctx=ctx)

@@ -38,6 +38,8 @@ def add_arguments(p):
     p.add_argument("--gpus-per-trial", type=float, help="GPU share per trial (default 0.25 when CUDA is present, else 0)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
     p.add_argument("--address", help="attach to a running Ray cluster ('auto' or host:port; also $RAY_ADDRESS)")
+    p.add_argument("--storage", help="where Tune keeps its experiment folders (default OUTPUT/ray); on a multi-node "
+                                     "cluster a path every node shares, or a cloud URI such as s3://bucket/runs")
     p.add_argument("--resume", action="store_true", help="continue the interrupted search in --output")
     p.add_argument("--quiet", action="store_true", help="less Ray progress output")
     p.add_argument("--no-asha", action="store_true", help="ablation: no early stopping (every trial runs every epoch)")
@@ -59,6 +61,15 @@ def _hardware() -> dict:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "gpu": gpu, "system": platform.system()}
+
+
+def _check_storage_uri(uri: str) -> None:
+    import pyarrow.fs
+    try:
+        pyarrow.fs.FileSystem.from_uri(uri)
+    except Exception as e:  # pyarrow says ArrowInvalid, ValueError, OSError... for the same mistake
+        raise UserError(f"--storage {uri}: {str(e).splitlines()[0]} (use a local path, or a URI such as "
+                        f"s3://bucket/dir or gs://bucket/dir with that filesystem's credentials set up)") from None
 
 
 def run(args) -> int:
@@ -87,6 +98,10 @@ def run(args) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be >= {least}")
     if args.cpus_per_trial <= 0:
         raise UserError("--cpus-per-trial must be > 0")
+    if args.storage and "://" in args.storage:
+        _check_storage_uri(args.storage)
+    elif args.storage:
+        args.storage = str(Path(args.storage).resolve())   # Tune wants absolute paths
 
     space = load_space(args.space)
     if args.tolerance is not None:
@@ -111,10 +126,10 @@ def run(args) -> int:
     from ..results import format_summary_line
     opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=gpus, max_concurrent=args.max_concurrent, address=args.address,
-                         verbose=0 if args.quiet else 1, asha=not args.no_asha)
+                         verbose=0 if args.quiet else 1, asha=not args.no_asha, storage=args.storage)
     options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed",
                                                    "tolerance", "grace_period", "reduction_factor", "cpus_per_trial",
-                                                   "gpus_per_trial", "max_concurrent", "address", "quiet", "no_asha")}
+                                                   "gpus_per_trial", "max_concurrent", "address", "storage", "quiet", "no_asha")}
     options["space"] = space.source if space.source.endswith(".py") else space.name
     meta = {"space": space.name, "description": space.description, "dataset": dataset,
             "latent_dim": space.latent_dim, "input_dim": splits.input_dim, "tolerance": space.tolerance,
