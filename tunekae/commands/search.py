@@ -128,8 +128,9 @@ def run(args) -> int:
                          gpus_per_trial=gpus, max_concurrent=args.max_concurrent, address=args.address,
                          verbose=0 if args.quiet else 1, asha=not args.no_asha, storage=args.storage)
     options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed",
-                                                   "tolerance", "grace_period", "reduction_factor", "cpus_per_trial",
-                                                   "gpus_per_trial", "max_concurrent", "address", "storage", "quiet", "no_asha")}
+                                             "tolerance", "grace_period", "reduction_factor", "cpus_per_trial",
+                                             "gpus_per_trial", "max_concurrent", "address", "storage", "quiet",
+                                             "no_asha")}
     options["space"] = space.source if space.source.endswith(".py") else space.name
     meta = {"space": space.name, "description": space.description, "dataset": dataset,
             "latent_dim": space.latent_dim, "input_dim": splits.input_dim, "tolerance": space.tolerance,
