@@ -23,10 +23,6 @@ def tunekae(*args, env=ENV):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def trial_results(out_dir: Path, arm: str) -> list[Path]:
-    return list((out_dir / "ray" / arm).glob("*/result.json"))
-
-
 def test_resume_after_kill_9_keeps_finished_trials(tmp_path):
     out = tmp_path / "run"
     args = ["search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 6, "--epochs", 6,
@@ -34,13 +30,13 @@ def test_resume_after_kill_9_keeps_finished_trials(tmp_path):
     proc = tunekae(*args)
     arms = ["mlp_b2128", "kae_b2128"]
     deadline = time.time() + 240
-    # wait until the first arm is finished and the second has finished trials of its own
+    # wait until the first arm is finished and the second has ended trials of its own: one trial
+    # at a time, so when its third trial has started (and written its log), two have ended
     while time.time() < deadline and proc.poll() is None:
         done = (out / "arms" / f"{arms[0]}.csv").exists()
-        finished = [p for p in trial_results(out, arms[1]) if p.stat().st_size and '"done": true' in p.read_text()]
-        if done and len(finished) >= 2:
+        if done and len(list((out / "trial_logs" / arms[1]).glob("*.jsonl"))) >= 3:
             break
-        time.sleep(0.5)
+        time.sleep(0.05)
     assert proc.poll() is None, "search finished before it could be killed:\n" + proc.stdout.read()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -53,15 +49,46 @@ def test_resume_after_kill_9_keeps_finished_trials(tmp_path):
     assert resumed.returncode == 0, log
     assert f"{arms[0]} finished earlier; skipped" in log
     results = pd.read_csv(out / "results.csv")
-    assert results.groupby("arm").size().to_dict() == {arms[0]: 6, arms[1]: 6}   # nothing lost, nothing rerun
+    assert results.groupby("arm").size().to_dict() == {arms[0]: 6, arms[1]: 6}, log   # nothing lost, nothing rerun
     assert results["trial_id"].is_unique
     again = results[results["arm"] == arms[0]].sort_values("trial_id")
     assert list(again["trial_id"]) == sorted(first_arm["trial_id"])
     assert list(again["val_loss"].round(8)) == list(first_arm.sort_values("trial_id")["val_loss"].round(8))
     second = results[results["arm"] == arms[1]]
-    assert sorted(second["study_trial"]) == list(range(6))           # one Optuna trial per Tune trial
+    assert sorted(second["study_trial"]) == list(range(6)), log       # one Optuna trial per Tune trial
     for arm in arms:
-        assert _study_states(out, arm) == ["COMPLETE"] * 6
+        assert _study_states(out, arm) == ["COMPLETE"] * 6, (arm, log)
+
+
+def test_ctrl_c_stops_the_search_and_resume_finishes_it(tmp_path):
+    """Tune catches Ctrl-C and returns from fit() as if the arm had ended: the search must stop
+    there (exit 130, the arm not marked finished, no later arm started) and --resume finish it."""
+    import re
+    out = tmp_path / "run"
+    arms = ["mlp_b2128", "kae_b2128"]
+    proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 8, "--epochs", 10,
+                   "--max-concurrent", 1, "--output", out, "--quiet")
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and len(list((out / "trial_logs").glob("*/*.jsonl"))) < 3:
+        time.sleep(0.1)              # three trials started: the first arm is under way
+    assert proc.poll() is None, "search finished before it could be interrupted:\n" + proc.stdout.read()
+    os.killpg(proc.pid, signal.SIGINT)   # what Ctrl-C in a terminal does
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, log
+    stopped = re.findall(r"tunekae: (\w+) interrupted; continue with: .* --resume", log)
+    assert len(stopped) == 1 and stopped[0] in arms, log
+    later = arms[arms.index(stopped[0]) + 1:]
+    assert not (out / "arms" / f"{stopped[0]}.csv").exists()
+    assert not any((out / "ray" / arm).exists() for arm in later)   # no later arm started
+
+    resumed = tunekae("search", "--output", out, "--resume")
+    log, _ = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, log
+    results = pd.read_csv(out / "results.csv")
+    assert results.groupby("arm").size().to_dict() == {arm: 8 for arm in arms}
+    for arm in arms:
+        assert sorted(results.loc[results["arm"] == arm, "study_trial"]) == list(range(8))
+        assert _study_states(out, arm) == ["COMPLETE"] * 8
 
 
 def _study_states(out: Path, arm: str) -> list[str]:

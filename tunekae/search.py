@@ -23,6 +23,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from .ctrl_c import CtrlC
 from .results import arm_rows, summarize_arm, write_csv_atomic, write_results
 from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
@@ -107,6 +108,16 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
     )
 
 
+def interrupted(grid, samples: int, output: Path, arm_key: str) -> bool:
+    """Tune, stopped by a signal, saves its state and returns from fit() as if the arm had ended,
+    with the trials it stopped marked terminated. An arm that really ended has all its trials,
+    and none is still running in its Optuna study."""
+    if len(grid) < samples:
+        return True
+    study = optuna.load_study(study_name=arm_key, storage=study_storage(output, arm_key))
+    return any(t.state == optuna.trial.TrialState.RUNNING for t in study.get_trials(deepcopy=False))
+
+
 def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOptions, output: Path,
                meta: dict, resume: bool = False) -> pd.DataFrame:
     """Run every arm (skipping arms already finished when resuming); returns the results table."""
@@ -124,25 +135,32 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
     arms_dir = output / "arms"
     arms_dir.mkdir(parents=True, exist_ok=True)
     summaries = meta.get("summary", {}) if resume else {}
-    for ctx in contexts:
-        done = arms_dir / f"{ctx.key}.csv"
-        if resume and done.exists():
-            print(f"tunekae: {ctx.key} finished earlier; skipped", file=sys.stderr)
-            continue
-        if not ctx.feasible:
-            rows = pd.DataFrame([{"space": space.name, "arm": ctx.key, "family": ctx.arm.name, "layer": ctx.arm.family,
-                                  "variant": ctx.arm.variant, "budget": ctx.budget, "budget_label": ctx.budget_label,
-                                  "trial_id": "", "status": "infeasible", "stopped_early": False,
-                                  "epochs_completed": 0, "epochs_budget": opts.epochs,
-                                  "error": "no depth/shape of this arm fits the budget"}])
-        else:
-            tuner = make_tuner(ctx, space, opts, splits, output, restore=resume)
-            grid = tuner.fit()
-            rows = arm_rows(grid, ctx, space, opts.epochs)
-        write_csv_atomic(rows, done)   # a kill while writing must not leave a "finished" half arm
-        summaries[ctx.key] = summarize_arm(rows, opts.epochs)
-        meta["summary"] = summaries
-        _write_json(output / "run.json", meta)
+    with CtrlC() as ctrl_c:
+        for ctx in contexts:
+            done = arms_dir / f"{ctx.key}.csv"
+            if resume and done.exists():
+                print(f"tunekae: {ctx.key} finished earlier; skipped", file=sys.stderr)
+                continue
+            if not ctx.feasible:
+                rows = pd.DataFrame([{"space": space.name, "arm": ctx.key, "family": ctx.arm.name,
+                                      "layer": ctx.arm.family, "variant": ctx.arm.variant, "budget": ctx.budget,
+                                      "budget_label": ctx.budget_label, "trial_id": "", "status": "infeasible",
+                                      "stopped_early": False, "epochs_completed": 0, "epochs_budget": opts.epochs,
+                                      "error": "no depth/shape of this arm fits the budget"}])
+            else:
+                tuner = make_tuner(ctx, space, opts, splits, output, restore=resume)
+                with ctrl_c.inside_tune():
+                    grid = tuner.fit()
+                if ctrl_c.pressed or interrupted(grid, opts.samples, output, ctx.key):
+                    # no arms/<arm>.csv, so --resume picks this arm up; and no later arm may start
+                    print(f"tunekae: {ctx.key} interrupted; continue with: python -m tunekae search "
+                          f"--output {output} --resume", file=sys.stderr)
+                    raise KeyboardInterrupt
+                rows = arm_rows(grid, ctx, space, opts.epochs)
+            write_csv_atomic(rows, done)   # a kill while writing must not leave a "finished" half arm
+            summaries[ctx.key] = summarize_arm(rows, opts.epochs)
+            meta["summary"] = summaries
+            _write_json(output / "run.json", meta)
     table = write_results(output, space)
     meta.update(summary=summaries, wall_seconds=meta.get("wall_seconds", 0) + time.time() - started,
                 finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
