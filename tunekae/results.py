@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -74,14 +75,14 @@ def write_results(output: Path, space) -> pd.DataFrame:
     table["space"] = space.name
     table["dataset"] = meta.get("dataset")
     table = table[[c for c in CORE if c in table] + sorted(c for c in table if c not in CORE)]
-    write_csv_atomic(table, output / "results.csv")
+    write_atomic(output / "results.csv", lambda tmp: table.to_csv(tmp, index=False))
     return table
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write then rename: a reader (or a resume after kill -9) sees the old file or the whole new one."""
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """write(tmp) then rename: a reader (or a resume after kill -9) sees the old file or the whole new one."""
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
+    write(tmp)
     os.replace(tmp, path)
 
 

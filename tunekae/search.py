@@ -24,7 +24,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from .ctrl_c import CtrlC
-from .results import arm_rows, summarize_arm, write_csv_atomic, write_results
+from .results import arm_rows, summarize_arm, write_atomic, write_results
 from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
 from .trainable import trainable
@@ -157,7 +157,8 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
                           f"--output {output} --resume", file=sys.stderr)
                     raise KeyboardInterrupt
                 rows = arm_rows(grid, ctx, space, opts.epochs)
-            write_csv_atomic(rows, done)   # a kill while writing must not leave a "finished" half arm
+            # a kill while writing must not leave a "finished" half arm
+            write_atomic(done, lambda tmp: rows.to_csv(tmp, index=False))
             summaries[ctx.key] = summarize_arm(rows, opts.epochs)
             meta["summary"] = summaries
             _write_json(output / "run.json", meta)
@@ -169,6 +170,4 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, default=str)))
