@@ -44,6 +44,31 @@ def test_bad_options_exit_2(run_cli, tmp_path):
     assert not (tmp_path / "z").exists()                           # nothing written for bad input
 
 
+def test_a_budget_no_arm_fits_exits_2_naming_the_multiple(run_cli, tmp_path):
+    # `4` is 4 parameters, not 4x: nothing could run, so nothing may be reported as done
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--budgets", "1x", "4", "--output", tmp_path / "b")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "budget 4 = 4 parameters" in err and "no arm of kae_vs_mlp" in err and "2,128 parameters" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_an_output_that_is_a_file_exits_2_and_the_file_is_kept(run_cli, tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--output", target)
+    assert code == 2 and "is a file, not a directory" in err
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("flag, value", [("--cpus-per-trial", 3), ("--gpus-per-trial", 64)])
+def test_trials_no_node_can_hold_exit_2_instead_of_waiting_forever(flag, value, run_cli, tmp_path):
+    # the session's local Ray has 2 CPUs; Tune would keep such a trial PENDING for ever
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 1, "--epochs", 1, "--budgets", "1x",
+                           flag, value, "--output", tmp_path / "r")
+    assert code == 2 and "no node of the Ray cluster has that much" in err and flag in err, err
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("space", sorted(builtin_spaces()))
 def test_every_shipped_space_runs(space, run_cli, tmp_path):
     out_dir = tmp_path / space
@@ -147,3 +172,18 @@ def test_an_invalid_sampled_value_is_recorded_not_raised():
     run = {"input_dim": 64, "latent_dim": 16, "epochs": 2}
     final = run_trial({"depth": 1, "lr": 0.0}, arm, run, load_dataset("digits"), reports.append, seed=0)
     assert final["status"] == "error" and "invalid configuration" in final["error"] and reports == [final]
+
+
+def test_trials_share_a_gpu_four_to_one_when_the_cluster_has_gpus(monkeypatch):
+    import ray
+
+    from tunekae import search
+    opts = search.SearchOptions(samples=1, epochs=1, seed=0, cpus_per_trial=1, gpus_per_trial=None,
+                                max_concurrent=None, address=None)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 2.0})
+    assert search.resources(opts) == ({"cpu": 1, "gpu": 0.25}, 8)      # 2 GPUs / 0.25 bind before 16 CPUs
+    opts.gpus_per_trial = 0
+    assert search.resources(opts) == ({"cpu": 1, "gpu": 0}, 16)        # --gpus-per-trial 0: CPU trials
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    opts.gpus_per_trial = None
+    assert search.resources(opts) == ({"cpu": 1, "gpu": 0.0}, 2)

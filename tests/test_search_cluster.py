@@ -23,6 +23,18 @@ def tunekae(*args, env=ENV):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def test_an_address_where_no_cluster_answers_exits_2_at_once(tmp_path):
+    # ray.init alone retries such an address for many minutes
+    out = tmp_path / "run"
+    started = time.time()
+    proc = tunekae("search", "--space", "kae_vs_mlp", "--address", "127.0.0.1:1", "--output", out)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, text
+    assert "cannot attach to a Ray cluster at 127.0.0.1:1" in text and "ray start --head" in text
+    assert "Traceback" not in text and not out.exists()
+    assert time.time() - started < 60
+
+
 def test_resume_after_kill_9_keeps_finished_trials(tmp_path):
     out = tmp_path / "run"
     args = ["search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 6, "--epochs", 6,

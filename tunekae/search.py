@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from .ctrl_c import CtrlC
+from .errors import UserError
 from .results import arm_rows, summarize_arm, write_atomic, write_results
 from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
@@ -37,7 +39,7 @@ class SearchOptions:
     epochs: int
     seed: int
     cpus_per_trial: float
-    gpus_per_trial: float
+    gpus_per_trial: float | None   # None: 0.25 when the cluster has GPUs, else 0
     max_concurrent: int | None
     address: str | None
     verbose: int = 1
@@ -47,26 +49,68 @@ class SearchOptions:
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> str | None:
-    """Start or attach to Ray; returns the dashboard URL when one is up."""
+    """Start or attach to Ray; returns the dashboard URL when one is up. An address where no
+    Ray cluster answers is the user's to fix (UserError), not a traceback or a hang."""
     if ray.is_initialized():
         return None
     address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        _check_reachable(address)
     # Without an address, always a fresh local Ray: a bare ray.init() joins whatever cluster
     # /tmp/ray/ray_current_cluster names, and hangs when that cluster is gone.
     kwargs = {"address": address} if address else {"address": "local", "num_cpus": num_cpus,
                                                     "include_dashboard": None}
-    ctx = ray.init(logging_level="WARNING", log_to_driver=True, **kwargs)
+    try:
+        ctx = ray.init(logging_level="WARNING", log_to_driver=True, **kwargs)
+    except ConnectionError as e:
+        raise UserError(f"cannot attach to a Ray cluster at {address}: {str(e).splitlines()[0]} "
+                        f"{START_A_CLUSTER}") from None
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
+START_A_CLUSTER = "(start one with `ray start --head`, or leave out --address and RAY_ADDRESS for a local Ray)"
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """ray.init keeps retrying for many minutes when nothing listens at host:port (a typo, a
+    stopped head); a TCP connect answers within seconds. 'auto' is left to Ray, which fails
+    fast when it finds no running cluster."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise UserError(f"cannot attach to a Ray cluster at {address}: nothing answers there ({e}) "
+                        f"{START_A_CLUSTER}") from None
+
+
 def resources(opts: SearchOptions) -> tuple[dict, int]:
-    total_cpus = int(ray.cluster_resources().get("CPU", 1))
-    total_gpus = ray.cluster_resources().get("GPU", 0)
-    per = {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial if total_gpus else 0}
+    """One trial's resources and how many trials run at once. gpus_per_trial None: a quarter
+    GPU per trial when the cluster has GPUs (small models pack four to a GPU), else none."""
+    total = ray.cluster_resources()
+    total_cpus, total_gpus = int(total.get("CPU", 1)), total.get("GPU", 0)
+    gpu = opts.gpus_per_trial if opts.gpus_per_trial is not None else (0.25 if total_gpus else 0.0)
+    per = {"cpu": opts.cpus_per_trial, "gpu": gpu}
     by_cpu = int(total_cpus // max(opts.cpus_per_trial, 1e-9))
-    by_gpu = int(total_gpus // per["gpu"]) if per["gpu"] else by_cpu
+    by_gpu = int(total_gpus // gpu) if gpu else by_cpu
     return per, max(1, opts.max_concurrent or min(by_cpu, by_gpu))
+
+
+def check_trial_fits(cpus: float, gpus: float, attached: bool, what: str = "a trial") -> None:
+    """Ray waits forever for resources that no node has. On a local Ray that is a mistake in
+    the flags (exit 2 before anything is written); an attached cluster may be autoscaling, so
+    there it is a warning."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+        return
+    biggest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    message = (f"{what} asks for CPU {cpus:g} and GPU {gpus:g}, but no node of the Ray cluster has that much "
+               f"(the largest has CPU {biggest.get('CPU', 0):g} and GPU {biggest.get('GPU', 0):g})")
+    if not attached:
+        raise UserError(f"{message}; lower --cpus-per-trial" + (" or --gpus-per-trial" if gpus else ""))
+    print(f"tunekae: warning: {message}; trials wait until the cluster adds such a node", file=sys.stderr)
 
 
 def study_storage(output: Path, arm_key: str):
@@ -128,8 +172,14 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     started = time.time()
     dashboard = connect(opts.address, num_cpus=None)
+    per, _ = resources(opts)
+    check_trial_fits(per["cpu"], per["gpu"], attached=bool(opts.address or os.environ.get("RAY_ADDRESS")))
     if dashboard:
         print(f"tunekae: Ray dashboard at {dashboard}", file=sys.stderr)
+    try:   # only now: bad flags or no cluster leave nothing behind
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--output {output}: cannot create it ({e.strerror})") from None
     meta = {**meta, "dashboard": dashboard, "ray_version": ray.__version__}
     _write_json(output / "run.json", meta)
     arms_dir = output / "arms"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import sys
@@ -55,8 +56,6 @@ def _versions() -> dict:
 
 
 def _hardware() -> dict:
-    import os
-
     import torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
@@ -70,6 +69,30 @@ def _check_storage_uri(uri: str) -> None:
     except Exception as e:  # pyarrow says ArrowInvalid, ValueError, OSError... for the same mistake
         raise UserError(f"--storage {uri}: {str(e).splitlines()[0]} (use a local path, or a URI such as "
                         f"s3://bucket/dir or gs://bucket/dir with that filesystem's credentials set up)") from None
+
+
+def _check_budgets_fit(contexts, space, input_dim: int) -> None:
+    """A budget that no arm can be built at would run nothing and report nothing: say so
+    (the usual slip is a bare number meant as a multiple, `4` for `4x`). A budget that only
+    some arms miss is a finding, recorded as their infeasible rows."""
+    from ..budget import reference_mlp_params
+    for label in dict.fromkeys(c.budget_label for c in contexts):
+        arms = [c for c in contexts if c.budget_label == label]
+        if not any(c.feasible for c in arms):
+            raise UserError(
+                f"budget {label} = {arms[0].budget:,} parameters: no arm of {space.name} can be built with that many "
+                f"(within {space.tolerance:.0%}); budgets are parameter counts (25888, 100k, 1.5M) or multiples "
+                f"of the single-layer MLP, which has {reference_mlp_params(input_dim, space.latent_dim):,} "
+                f"parameters here (4x)")
+
+
+def _check_output_dir(output: Path) -> None:
+    """Fail before Ray starts, not after, when the output dir cannot be made."""
+    if output.exists() and not output.is_dir():
+        raise UserError(f"--output {output} is a file, not a directory")
+    parent = next(p for p in [output, *output.parents] if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--output {output}: cannot create or write in {parent}")
 
 
 def run(args) -> int:
@@ -98,6 +121,8 @@ def run(args) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be >= {least}")
     if args.cpus_per_trial <= 0:
         raise UserError("--cpus-per-trial must be > 0")
+    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
+        raise UserError("--gpus-per-trial must be >= 0")
     if args.storage and "://" in args.storage:
         _check_storage_uri(args.storage)
     elif args.storage:
@@ -113,19 +138,18 @@ def run(args) -> int:
     dataset = args.dataset or space.dataset
     splits = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
     contexts = arm_contexts(space, splits.input_dim, args.budgets)
+    _check_budgets_fit(contexts, space, splits.input_dim)
     samples, epochs = args.samples or space.samples_per_arm, args.epochs or space.epochs
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     output = Path(args.output or f"results/{space.name}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
     if not args.resume and (output / "run.json").exists():
         raise UserError(f"{output} already holds a search; use --resume to continue it or choose another --output")
-    output.mkdir(parents=True, exist_ok=True)
+    _check_output_dir(output)
 
-    import torch
-    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (0.25 if torch.cuda.is_available() else 0.0)
     from ..search import SearchOptions, run_search
     from ..results import format_summary_line
     opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
-                         gpus_per_trial=gpus, max_concurrent=args.max_concurrent, address=args.address,
+                         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, address=args.address,
                          verbose=0 if args.quiet else 1, asha=not args.no_asha, storage=args.storage)
     options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed",
                                              "tolerance", "grace_period", "reduction_factor", "cpus_per_trial",
