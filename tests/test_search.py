@@ -32,6 +32,15 @@ def test_unknown_space_exits_2_listing_valid_names(run_cli, tmp_path):
     assert "kae_vs_mlp" in err and "all_families" in err
 
 
+def test_a_space_file_that_raises_exits_2_pointing_at_its_line(run_cli, tmp_path):
+    broken = tmp_path / "broken_space.py"
+    broken.write_text("from tunekae.spaces import Space\n\nSPACE = Space(name='x', arms=[], budgets=1/0)\n")
+    code, _, err = run_cli("search", "--space", broken, "--output", tmp_path / "o")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"space file {broken}, line 3 failed to load: ZeroDivisionError" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_bad_options_exit_2(run_cli, tmp_path):
     code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 0, "--output", tmp_path / "y")
     assert code == 2 and "--samples" in err
@@ -187,3 +196,19 @@ def test_trials_share_a_gpu_four_to_one_when_the_cluster_has_gpus(monkeypatch):
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     opts.gpus_per_trial = None
     assert search.resources(opts) == ({"cpu": 1, "gpu": 0.0}, 2)
+
+
+def test_resume_refuses_options_that_differ_from_the_search_and_changes_nothing(run_cli, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 1, "--epochs", 1, "--budgets", "1x",
+                           "--output", out, "--quiet")
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in (out / "run.json", out / "results.csv")}
+    code, _, err = run_cli("search", "--output", out, "--resume", "--space", "kan_vs_mlp", "--samples", 3)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--space: kan_vs_mlp here, kae_vs_mlp in the search" in err and "--samples: 3 here, 1 in the search" in err
+    assert {p.name: p.read_bytes() for p in (out / "run.json", out / "results.csv")} == before
+    # the same options again, or only where/how loudly it runs, are fine
+    code, _, err = run_cli("search", "--output", out, "--resume", "--space", "kae_vs_mlp", "--samples", 1)
+    assert code == 0, err
+    assert "finished earlier; skipped" in err

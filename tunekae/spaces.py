@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
+import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -169,11 +171,18 @@ def load_space(name_or_path: str) -> Space:
         path = Path(name_or_path)
         if not path.is_file():
             raise UserError(f"space file {path} does not exist")
-        spec = importlib.util.spec_from_file_location(f"tunekae_user_space_{path.stem}", path)
+        spec = importlib.util.spec_from_file_location(f"tunekae_user_space_{path.stem}", path.resolve())
         module = importlib.util.module_from_spec(spec)
-        import sys
         sys.modules[spec.name] = module  # define-by-run functions must be importable to pickle
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:   # the user's file, not tunekae: point at their line, not our stack
+            sys.modules.pop(spec.name, None)
+            lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if Path(f.filename) == path.resolve()]
+            if isinstance(e, SyntaxError):
+                lines.append(e.lineno)
+            where = f", line {lines[-1]}" if lines else ""
+            raise UserError(f"space file {path}{where} failed to load: {type(e).__name__}: {e}") from None
         source = str(path.resolve())
     else:
         spaces = builtin_spaces()

@@ -71,6 +71,40 @@ def _check_storage_uri(uri: str) -> None:
                         f"s3://bucket/dir or gs://bucket/dir with that filesystem's credentials set up)") from None
 
 
+# Options that change where or how loudly a resumed search runs, not what it searches.
+RESUME_MAY_CHANGE = ("address", "quiet")
+
+
+def _check_resume_options(args, saved: dict) -> None:
+    """--resume finishes the search as it was started; an option given again with another
+    value (a different space, more samples, other budgets) would mix two searches in one
+    table, so it is refused rather than silently ignored."""
+    import argparse
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+
+    def same(k, given, was) -> bool:
+        if given == was:
+            return True
+        return k in ("space", "storage", "data_dir") and isinstance(given, str) and isinstance(was, str) \
+            and Path(given).resolve() == Path(was).resolve()
+
+    def show(v) -> str:
+        if v is None:
+            return "the default"
+        if isinstance(v, bool):
+            return "on" if v else "off"
+        return " ".join(map(str, v)) if isinstance(v, list) else f"{v:g}" if isinstance(v, float) else str(v)
+
+    differ = [f"--{k.replace('_', '-')}: {show(v)} here, {show(saved[k])} in the search"
+              for k in saved if k not in RESUME_MAY_CHANGE and (v := getattr(args, k, None)) != defaults.get(k)
+              and not same(k, v, saved[k])]
+    if differ:
+        raise UserError(f"--resume continues {args.output} with the options it was started with; these differ: "
+                        f"{'; '.join(differ)}. Leave them out, or start a new search with another --output")
+
+
 def _check_budgets_fit(contexts, space, input_dim: int) -> None:
     """A budget that no arm can be built at would run nothing and report nothing: say so
     (the usual slip is a bare number meant as a multiple, `4` for `4x`). A budget that only
@@ -107,8 +141,10 @@ def run(args) -> int:
             raise UserError(f"{args.output} is not a tunekae search output (no run.json); nothing to resume")
         meta = json.loads(run_json.read_text())
         saved = meta["options"]
-        for k, v in saved.items():   # the interrupted search's options win
-            setattr(args, k, v)
+        _check_resume_options(args, saved)
+        for k, v in saved.items():   # the interrupted search's options, except where it runs and how loudly
+            if k not in RESUME_MAY_CHANGE or getattr(args, k) in (None, False):
+                setattr(args, k, v)
         for k in ("grace_period", "reduction_factor"):   # searches from before these options existed
             if getattr(args, k) is None and meta.get("asha"):
                 setattr(args, k, meta["asha"][k])
