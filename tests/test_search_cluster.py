@@ -92,6 +92,12 @@ def test_ctrl_c_stops_the_search_and_resume_finishes_it(tmp_path):
     later = arms[arms.index(stopped[0]) + 1:]
     assert not (out / "arms" / f"{stopped[0]}.csv").exists()
     assert not any((out / "ray" / arm).exists() for arm in later)   # no later arm started
+    # the half-done search is not taken for a results dir: both commands point at --resume
+    for command in (["confirm", out], ["pareto", out]):
+        run = subprocess.run([sys.executable, "-m", "tunekae.analysis" if command[0] == "pareto" else "tunekae",
+                              *map(str, command)], env=ENV, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and "has not finished" in run.stderr, run.stderr
+        assert f"python -m tunekae search --output {out} --resume" in run.stderr
 
     resumed = tunekae("search", "--output", out, "--resume")
     log, _ = resumed.communicate(timeout=400)

@@ -97,6 +97,9 @@ def load(directory, need_results: bool = True) -> Results:
     if not path.is_dir():
         raise UserError(f"{path} is not a directory; pass the output dir of `python -m tunekae search`")
     missing = [n for n in ("run.json", "results.csv") if not (path / n).is_file()]
+    if missing == ["results.csv"]:   # run.json is written first, results.csv once every arm is done
+        raise UserError(f"the search in {path} has not finished (no results.csv yet); finish it with "
+                        f"`python -m tunekae search --output {path} --resume`")
     if missing:
         raise UserError(f"{path} is not a tunekae results dir (no {' or '.join(missing)}); "
                         f"pass the output dir of `python -m tunekae search`")
