@@ -15,6 +15,8 @@ log and seeds the trial, so the same trial gets the same seed whichever Tune tri
 """
 from __future__ import annotations
 
+import warnings
+
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
@@ -41,7 +43,11 @@ class ResumableOptunaSearch(OptunaSearch):
         if "epoch" in result:   # Optuna's step is the epoch, also for a replayed final report
             result = {**result, TRAINING_ITERATION: result["epoch"]}
         try:
-            super().on_trial_result(trial_id, result)
+            with warnings.catch_warnings():
+                # a trial cut off by the kill retrains from epoch 1 with the same seed: Optuna
+                # keeps the values it already has for those epochs and would warn at each one
+                warnings.filterwarnings("ignore", message="The reported value is ignored because this `step")
+                super().on_trial_result(trial_id, result)
         except UpdateFinishedTrialError:
             pass                 # case 1: the journal already holds this trial's end
 
