@@ -4,7 +4,6 @@ confirmed_runs.csv (a row per configuration and seed) and confirmed.csv (mean, s
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -74,7 +73,7 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
     picks = pick_top(results, top)
     splits = load_dataset(meta["dataset"], data_dir=data_dir, seed=meta.get("seed", 0))
     connect(address)
-    check_trial_fits(cpus_per_trial, 0, attached=bool(address or os.environ.get("RAY_ADDRESS")), what="a run")
+    check_trial_fits(cpus_per_trial, 0, address, what="a run")
     splits_ref = ray.put(splits)
     task = ray.remote(num_cpus=cpus_per_trial)(confirm_one)
     jobs = []

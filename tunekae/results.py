@@ -8,6 +8,22 @@ from typing import Callable
 
 import pandas as pd
 
+def check_search_output(path: Path) -> None:
+    """`path` holds a finished search (run.json and results.csv), else a UserError that says
+    what it is instead. run.json is written first and results.csv once every arm is done, so
+    a dir with only run.json is an interrupted search: point at --resume."""
+    from .errors import UserError
+    if not path.is_dir():
+        raise UserError(f"{path} is not a directory; pass the output dir of `python -m tunekae search`")
+    missing = [n for n in ("run.json", "results.csv") if not (path / n).is_file()]
+    if missing == ["results.csv"]:
+        raise UserError(f"the search in {path} has not finished (no results.csv yet); finish it with "
+                        f"`python -m tunekae search --output {path} --resume`")
+    if missing:
+        raise UserError(f"{path} is not a tunekae results dir (no {' or '.join(missing)}); "
+                        f"pass the output dir of `python -m tunekae search`")
+
+
 # Columns every row has, in this order; hyperparameters (hp_*) and metrics follow.
 CORE = ["space", "dataset", "arm", "family", "layer", "variant", "budget", "budget_label", "trial_id",
         "study_trial", "status", "stopped_early", "epochs_completed", "epochs_budget", "depth", "hidden", "params", "flops",

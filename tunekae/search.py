@@ -98,10 +98,11 @@ def resources(opts: SearchOptions) -> tuple[dict, int]:
     return per, max(1, opts.max_concurrent or min(by_cpu, by_gpu))
 
 
-def check_trial_fits(cpus: float, gpus: float, attached: bool, what: str = "a trial") -> None:
+def check_trial_fits(cpus: float, gpus: float, address: str | None, what: str = "a trial") -> None:
     """Ray waits forever for resources that no node has. On a local Ray that is a mistake in
-    the flags (exit 2 before anything is written); an attached cluster may be autoscaling, so
-    there it is a warning."""
+    the flags (exit 2 before anything is written); an attached cluster (address or RAY_ADDRESS)
+    may be autoscaling, so there it is a warning."""
+    attached = bool(address or os.environ.get("RAY_ADDRESS"))
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
         return
@@ -173,7 +174,7 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
     started = time.time()
     dashboard = connect(opts.address, num_cpus=None)
     per, _ = resources(opts)
-    check_trial_fits(per["cpu"], per["gpu"], attached=bool(opts.address or os.environ.get("RAY_ADDRESS")))
+    check_trial_fits(per["cpu"], per["gpu"], opts.address)
     if dashboard:
         print(f"tunekae: Ray dashboard at {dashboard}", file=sys.stderr)
     try:   # only now: bad flags or no cluster leave nothing behind

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..results import check_search_output
 
 CONFIRM_HINT = "run `python -m tunekae confirm {dir}` first"
 REQUIRED = ("arm", "family", "status", "val_loss", "params")
@@ -92,17 +93,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise UserError(f"{path} is not a readable CSV ({type(e).__name__}); re-run the command that wrote it")
 
 
-def load(directory, need_results: bool = True) -> Results:
+def load(directory) -> Results:
     path = Path(directory)
-    if not path.is_dir():
-        raise UserError(f"{path} is not a directory; pass the output dir of `python -m tunekae search`")
-    missing = [n for n in ("run.json", "results.csv") if not (path / n).is_file()]
-    if missing == ["results.csv"]:   # run.json is written first, results.csv once every arm is done
-        raise UserError(f"the search in {path} has not finished (no results.csv yet); finish it with "
-                        f"`python -m tunekae search --output {path} --resume`")
-    if missing:
-        raise UserError(f"{path} is not a tunekae results dir (no {' or '.join(missing)}); "
-                        f"pass the output dir of `python -m tunekae search`")
+    check_search_output(path)
     try:
         run = json.loads((path / "run.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

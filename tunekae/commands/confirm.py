@@ -22,12 +22,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from ..results import check_search_output
     output = Path(args.dir)
-    if (output / "run.json").exists() and not (output / "results.csv").exists():
-        raise UserError(f"the search in {output} has not finished (no results.csv yet); finish it with "
-                        f"`python -m tunekae search --output {output} --resume`")
-    if not (output / "run.json").exists() or not (output / "results.csv").exists():
-        raise UserError(f"{output} is not a tunekae search output (needs run.json and results.csv)")
+    check_search_output(output)
     if args.top < 1 or args.seeds < 1 or args.cpus_per_trial < 1:
         raise UserError("--top, --seeds and --cpus-per-trial must be >= 1")
     import pandas as pd
