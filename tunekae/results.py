@@ -8,11 +8,13 @@ from typing import Callable
 
 import pandas as pd
 
+from .errors import UserError
+
+
 def check_search_output(path: Path) -> None:
     """`path` holds a finished search (run.json and results.csv), else a UserError that says
     what it is instead. run.json is written first and results.csv once every arm is done, so
     a dir with only run.json is an interrupted search: point at --resume."""
-    from .errors import UserError
     if not path.is_dir():
         raise UserError(f"{path} is not a directory; pass the output dir of `python -m tunekae search`")
     missing = [n for n in ("run.json", "results.csv") if not (path / n).is_file()]

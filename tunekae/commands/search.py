@@ -36,7 +36,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0, help="seeds the samplers, splits and trials (default 0)")
     p.add_argument("--output", help="output dir (default results/<space>-<dataset>-<time>)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial = its torch threads (default 1)")
-    p.add_argument("--gpus-per-trial", type=float, help="GPU share per trial (default 0.25 when CUDA is present, else 0)")
+    p.add_argument("--gpus-per-trial", type=float,
+                   help="GPU share per trial (default 0.25 when the Ray cluster has GPUs, else 0)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
     p.add_argument("--address", help="attach to a running Ray cluster ('auto' or host:port; also $RAY_ADDRESS)")
     p.add_argument("--storage", help="where Tune keeps its experiment folders (default OUTPUT/ray); on a multi-node "
