@@ -353,6 +353,24 @@ def test_offline_without_files_names_the_files_and_the_directory(tmp_path, monke
     assert socket.getdefaulttimeout() == timeout_before
 
 
+def test_an_explicit_data_dir_is_the_only_place_looked_at(tmp_path, monkeypatch):
+    # a typo in --data-dir must not silently read another copy of the data
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    for f in data.IDX_FILES:
+        (debian / f"{f}.gz").write_bytes(b"")
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setattr(data, "_reachable", lambda url, timeout=3.0: False)
+    with pytest.raises(DatasetUnavailable) as info:
+        load_dataset("fashion-mnist", data_dir=tmp_path / "typo")
+    message = str(info.value)
+    assert str(tmp_path / "typo" / "FashionMNIST" / "raw") in message
+    assert f"a copy is in {debian}, used when --data-dir is left out" in message
+    # without --data-dir ($TUNEKAE_DATA or the default root), that copy is found
+    monkeypatch.setenv("TUNEKAE_DATA", str(tmp_path / "empty"))
+    assert data._locate(data.DATASETS["fashion-mnist"], data.data_root(), {}, explicit=False) == str(debian)
+
+
 def test_unreachable_host_fails_at_once_without_trying_to_download(tmp_path, monkeypatch):
     attempts = no_network(monkeypatch)
     monkeypatch.setattr(data, "_reachable", lambda url, timeout=3.0: False)

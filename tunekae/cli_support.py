@@ -8,6 +8,9 @@ from typing import Callable
 
 from .errors import UserError
 
+DATA_DIR_HELP = ("data root for torchvision datasets, the only place looked at (else $TUNEKAE_DATA, else a cache "
+                 "dir; Fashion-MNIST also from Debian's dataset-fashion-mnist)")
+
 
 class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message):

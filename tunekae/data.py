@@ -9,7 +9,8 @@ test is the official test split (fixed, seeded with 0 where a dataset has none);
 from the training split with `seed` (stratified), so tuning never sees the test split.
 Torchvision datasets are read from a data root (`data_dir`, else $TUNEKAE_DATA, else
 ~/.cache/tunekae/data), downloaded there when online, and otherwise name the files to put there
-(DatasetUnavailable). Every dataset is decoded once per machine and cached as a .pt file under
+(DatasetUnavailable). An explicit data_dir is the only place looked at; without one, Fashion-MNIST
+is also read from Debian's dataset-fashion-mnist. Every dataset is decoded once per machine and cached as a .pt file under
 ~/.cache/tunekae/decoded (XDG_CACHE_HOME respected), keyed by name, options and source folder.
 """
 from __future__ import annotations
@@ -420,11 +421,14 @@ def load_dataset(name: str, *, data_dir=None, seed: int = 0, val_fraction: float
         raise UserError(f"val_fraction must be between 0 and 1 (exclusive); got {val_fraction}")
 
     root = data_root(data_dir)
-    source = spec.locate(root, opts)
+    source = _locate(spec, root, opts, explicit=data_dir is not None)
     if source is None and _fetch(spec, root):
-        source = spec.locate(root, opts)
+        source = _locate(spec, root, opts, explicit=data_dir is not None)
     if source is None:
-        raise DatasetUnavailable(f"{spec.name}: files not found and download failed (offline?): {spec.needed(root)}")
+        elsewhere = spec.locate(root, opts) if data_dir is not None else None
+        also = f"; a copy is in {elsewhere}, used when --data-dir is left out" if elsewhere else ""
+        raise DatasetUnavailable(f"{spec.name}: files not found and download failed (offline?): "
+                                 f"{spec.needed(root)}{also}")
 
     decode_opts = {k: opts[k] for k in (spec.decode_options if spec.decode_options is not None else opts)}
     key = {"name": spec.name, "options": decode_opts, "source": source, "files": _fingerprint(source),
@@ -444,6 +448,15 @@ def load_dataset(name: str, *, data_dir=None, seed: int = 0, val_fraction: float
     if spec.finish:
         raw = spec.finish(raw, opts)
     return _make_splits(spec.name, raw, seed, val_fraction)
+
+
+def _locate(spec: Dataset, root: Path, opts: dict, explicit: bool) -> str | None:
+    """Where the dataset's files are. A data root given explicitly (--data-dir) is the only place
+    looked at: a typo in it must not silently read another copy (Debian's Fashion-MNIST)."""
+    source = spec.locate(root, opts)
+    if explicit and source is not None and spec.download is not None and not Path(source).is_relative_to(root):
+        return None
+    return source
 
 
 def _make_splits(name: str, raw: Raw, seed: int, val_fraction: float) -> Splits:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..cli_support import DATA_DIR_HELP
 from ..errors import UserError
 
 NAME = "confirm"
@@ -18,7 +19,7 @@ def add_arguments(p):
     p.add_argument("--seeds", type=int, default=5, help="fresh seeds per configuration (default 5)")
     p.add_argument("--cpus-per-trial", type=int, default=1, help="CPUs (torch threads) per run (default 1)")
     p.add_argument("--address", help="attach to a running Ray cluster")
-    p.add_argument("--data-dir", help="data root for torchvision datasets")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
 
 
 def run(args) -> int:

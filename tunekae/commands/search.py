@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli_support import DATA_DIR_HELP
 from ..errors import UserError
 
 NAME = "search"
@@ -25,7 +26,7 @@ def add_arguments(p):
     p.add_argument("--space", help="a built-in space (see `spaces`) or a path to a .py file defining SPACE")
     p.add_argument("--dataset", help="dataset name, options after a colon (cifar10:rgb=true); default: the space's. "
                                      "See `python -m tunekae spaces --datasets`")
-    p.add_argument("--data-dir", help="data root for torchvision datasets (else $TUNEKAE_DATA, else a cache dir)")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--samples", type=int, help="trials per arm (default: the space's)")
     p.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
     p.add_argument("--budgets", nargs="+", help="parameter budgets: 25888 100k 4x ... (default: the space's)")

@@ -5,6 +5,7 @@ import json
 import math
 import sys
 
+from ..cli_support import DATA_DIR_HELP
 from ..errors import UserError
 from .model_options import add_model_arguments, comma_ints, model_config_from_args
 
@@ -30,7 +31,7 @@ def add_arguments(p):
     d.add_argument("--dataset", default="digits",
                    help="dataset name, options after a colon (cifar10:rgb=true); default digits. "
                         "See `python -m tunekae spaces --datasets`")
-    d.add_argument("--data-dir", help="data root for torchvision datasets (else $TUNEKAE_DATA, else a cache dir)")
+    d.add_argument("--data-dir", help=DATA_DIR_HELP)
     d.add_argument("--val-fraction", type=float, default=0.1, help="share of the training split held out (default 0.1)")
     t = p.add_argument_group("training (defaults: the KAE paper's recipe)")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd", "lbfgs"), help="default adam")
