@@ -35,6 +35,25 @@ def test_an_address_where_no_cluster_answers_exits_2_at_once(tmp_path):
     assert time.time() - started < 60
 
 
+def test_address_auto_naming_a_cluster_that_is_gone_exits_2(tmp_path):
+    # `ray start` records its address in <ray temp dir>/ray_current_cluster; after the head is
+    # killed with -9 the file stays, and ray.init("auto") retries that address for many minutes
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text("127.0.0.1:1")
+    env = {k: v for k, v in ENV.items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "run"
+    proc = tunekae("search", "--space", "kae_vs_mlp", "--address", "auto", "--output", out,
+                   env={**env, "RAY_TMPDIR": str(tmp_path)})
+    try:
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2, text
+    assert "cannot attach to a Ray cluster at auto (127.0.0.1:1, the last `ray start` here" in text
+    assert "`ray stop`" in text and "Traceback" not in text and not out.exists()
+
+
 def test_resume_after_kill_9_keeps_finished_trials(tmp_path):
     out = tmp_path / "run"
     args = ["search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 6, "--epochs", 6,
@@ -197,8 +216,14 @@ def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
                 assert time.time() < deadline, "the Ray dashboard never came up"
                 time.sleep(1)
         out = tmp_path / "attached"
+        # README's way: --address auto finds the cluster `ray start` recorded (it writes the
+        # record a few seconds after the dashboard answers)
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        while not (current.exists() and current.read_text().endswith(f":{gcs_port}")):
+            assert time.time() < deadline, "ray start --head never recorded its address"
+            time.sleep(0.5)
         proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 2, "--epochs", 2,
-                       "--output", out, "--quiet", "--address", f"127.0.0.1:{gcs_port}")
+                       "--output", out, "--quiet", "--address", "auto")
         log, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, log
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v0/actors?limit=1000", timeout=30) as r:

@@ -55,7 +55,7 @@ def connect(address: str | None, num_cpus: int | None = None) -> str | None:
         return None
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        _check_reachable(address)
+        _check_reachable(address, _where_auto_points(address))
     # Without an address, always a fresh local Ray: a bare ray.init() joins whatever cluster
     # /tmp/ray/ray_current_cluster names, and hangs when that cluster is gone.
     kwargs = {"address": address} if address else {"address": "local", "num_cpus": num_cpus,
@@ -72,17 +72,38 @@ def connect(address: str | None, num_cpus: int | None = None) -> str | None:
 START_A_CLUSTER = "(start one with `ray start --head`, or leave out --address and RAY_ADDRESS for a local Ray)"
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+def _where_auto_points(address: str) -> str:
+    """'auto' is RAY_ADDRESS, else the address of the last `ray start` on this machine, which Ray
+    keeps in <ray temp dir>/ray_current_cluster. That file outlives a head killed with -9 (or a
+    reboot), and ray.init then retries the dead address for many minutes. Read with Ray's own
+    reader; without it (a Ray that moved it), 'auto' stays Ray's to resolve."""
+    if address != "auto":
+        return address
+    env = os.environ.get("RAY_ADDRESS")
+    if env and env != "auto":
+        return env
+    try:
+        from ray._private.utils import read_ray_address
+        return read_ray_address() or address
+    except Exception:  # noqa: BLE001 - private API: when it fails, Ray resolves 'auto' itself
+        return address
+
+
+def _check_reachable(address: str, target: str | None = None, timeout_s: float = 5.0) -> None:
     """ray.init keeps retrying for many minutes when nothing listens at host:port (a typo, a
-    stopped head); a TCP connect answers within seconds. 'auto' is left to Ray, which fails
-    fast when it finds no running cluster."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    stopped head); a TCP connect answers within seconds. `target` is where `address` leads
+    ('auto' -> the recorded cluster); an unresolved 'auto' is left to Ray, which fails fast when
+    it finds no running cluster."""
+    target = target or address
+    host, sep, port = target.removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit():
         return
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as e:
-        raise UserError(f"cannot attach to a Ray cluster at {address}: nothing answers there ({e}) "
+        where = address if target == address else f"{address} ({target}, the last `ray start` here; " \
+                                                   f"`ray stop` forgets a cluster that is gone)"
+        raise UserError(f"cannot attach to a Ray cluster at {where}: nothing answers there ({e}) "
                         f"{START_A_CLUSTER}") from None
 
 
