@@ -212,3 +212,25 @@ def test_resume_refuses_options_that_differ_from_the_search_and_changes_nothing(
     code, _, err = run_cli("search", "--output", out, "--resume", "--space", "kae_vs_mlp", "--samples", 1)
     assert code == 0, err
     assert "finished earlier; skipped" in err
+
+
+def test_a_sigterm_during_worker_shutdown_prints_no_traceback():
+    # Ray's SIGTERM handler raises SystemExit; inside a weakref callback Python used to print it
+    # as "Exception ignored ... SystemExit: 1" once an arm. Other unraisable errors still print.
+    import subprocess
+    import sys
+    script = (
+        "import weakref\n"
+        "from tunekae.trainable import quiet_sigterm_in_finalizers\n"
+        "quiet_sigterm_in_finalizers(); quiet_sigterm_in_finalizers()   # twice: installed once\n"
+        "class O: pass\n"
+        "def sigterm(_): raise SystemExit(1)\n"
+        "def broken(_): raise ValueError('a real error')\n"
+        "a, b = O(), O()\n"
+        "refs = weakref.ref(a, sigterm), weakref.ref(b, broken)\n"
+        "del a, b\n"
+        "print('still running')\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "still running", proc.stderr
+    assert "SystemExit" not in proc.stderr
+    assert proc.stderr.count("ValueError: a real error") == 1

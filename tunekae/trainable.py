@@ -6,6 +6,7 @@ Kept apart from search.py so that a trial's worker process imports only what a t
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 
 from ray import tune
@@ -28,6 +29,7 @@ def trainable(config: dict, splits=None, arm: dict = None, run: dict = None):
     replays its final report when it had finished, and otherwise retrains with the same seed."""
     import torch
     torch.set_num_threads(max(1, int(run["threads"])))   # this trial's CPU share, never more
+    quiet_sigterm_in_finalizers()
     number = config.get(STUDY_TRIAL)
     log = TrialLog(run.get("log_dir"), number, run["epochs"])
     finished = log.finished_report()
@@ -63,3 +65,21 @@ def trainable(config: dict, splits=None, arm: dict = None, run: dict = None):
         stop.set()
         worker.join()
         log.close()
+
+
+def quiet_sigterm_in_finalizers() -> None:
+    """When an arm ends, Ray stops its trial workers with SIGTERM, and Ray's handler raises
+    SystemExit. Arriving while Python runs a weakref callback during the worker's shutdown, that
+    SystemExit cannot propagate, and Python printed it as an 'Exception ignored ... SystemExit: 1'
+    traceback in the search's output (about once an arm) though nothing had failed. Only such
+    unraisable SystemExits are dropped; every other unraisable error is printed as before."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_tunekae", False):
+        return
+
+    def hook(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, SystemExit):
+            previous(unraisable)
+
+    hook._tunekae = True
+    sys.unraisablehook = hook
