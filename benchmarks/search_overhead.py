@@ -1,6 +1,7 @@
 """Search overhead on this machine: prints figures, asserts nothing.
 
     ./venv-run python benchmarks/search_overhead.py [--trials 32] [--epochs E] [--budget 1x] [--seeds 0 1 2]
+                                                    [--asha-arms all|first]
 
 1. Ray start-up seconds.
 2. `--trials` trials of one arm (the space's first, the MLP) on digits, with no early stopping:
@@ -11,10 +12,12 @@
    per-trial overhead: the time a trial held its slot (driver's start to completion) minus its
    training seconds. Targets on 2 CPUs: wall <= 1.3x ideal once Ray is up; median per-trial
    overhead <= 0.5 s.
-3. The same space and seed with the space's ASHA settings, for each of `--seeds`: epochs consumed
-   (target: ASHA >= 2.5x fewer) and the best val_loss of each (among trials that ran every
-   epoch). How much ASHA saves depends on the sampler's path (once TPE finds a good region, most
-   new trials pass the rungs), hence several seeds.
+3. The same space and seed with the space's ASHA settings and without early stopping, for each of
+   `--seeds`: epochs consumed (target: ASHA >= 2.5x fewer) and the best val_loss of each (among
+   trials that ran every epoch), for every arm of the space at its budgets (what `python -m
+   tunekae search --space S` runs) and over the whole space; `--asha-arms first` compares the
+   one arm of part 2 only. How much ASHA saves depends on the sampler's path (once TPE finds a
+   good region, most new trials pass the rungs) and on the arm, hence several seeds and arms.
 """
 from __future__ import annotations
 
@@ -66,6 +69,8 @@ def main():
                     help="sampler seeds of the ASHA comparison (the overhead figures use the first)")
     ap.add_argument("--grace-period", type=int, help="ASHA's grace period (default: the space's)")
     ap.add_argument("--reduction-factor", type=int, help="ASHA's reduction factor (default: the space's)")
+    ap.add_argument("--asha-arms", choices=("all", "first"), default="all",
+                    help="ASHA comparison over every arm of the space at its budgets (default) or the first arm only")
     args = ap.parse_args()
 
     import ray
@@ -86,12 +91,17 @@ def main():
     args.epochs = args.epochs or space.epochs
     splits = load_dataset("digits", seed=0)
     ctx = arm_contexts(space, splits.input_dim, [args.budget])[:1]
+    asha_ctx = ctx if args.asha_arms == "first" else [c for c in arm_contexts(space, splits.input_dim) if c.feasible]
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
+        overhead = run_arm(space, ctx, splits, args, args.seeds[0], False, Path(tmp) / "overhead")
         for seed in args.seeds:
             for asha in (False, True):
-                runs[seed, asha] = run_arm(space, ctx, splits, args, seed, asha, Path(tmp) / f"{seed}-{asha}")
-    fifo, started, wall, spans = runs[args.seeds[0], False]
+                if asha_ctx is ctx and seed == args.seeds[0] and not asha:
+                    runs[seed, asha] = overhead
+                    continue
+                runs[seed, asha] = run_arm(space, asha_ctx, splits, args, seed, asha, Path(tmp) / f"{seed}-{asha}")
+    fifo, started, wall, spans = overhead
 
     ok = fifo[fifo["status"] == "ok"].set_index("trial_id")
     ideal = ok["train_seconds"].sum() / cpus
@@ -114,20 +124,27 @@ def main():
           f"(one-time warm-up: FLOP counter, scikit-learn)")
 
     print(f"\nASHA (grace period {min(space.grace_period, args.epochs)}, reduction factor {space.reduction_factor}, "
-          f"max_t {args.epochs}) vs none, {args.trials} trials, same space and seed; target: >= 2.5x fewer epochs")
+          f"max_t {args.epochs}) vs none, {args.trials} trials per arm, same space and seed, "
+          f"{len(asha_ctx)} arm(s); target: >= 2.5x fewer epochs")
     best = lambda t: t.loc[(t["status"] == "ok") & ~t["stopped_early"], "val_loss"].min()  # noqa: E731
-    ratios = []
+    totals, per_arm = [], {c.key: [] for c in asha_ctx}
     for seed in args.seeds:
         (fifo, _, wall, _), (asha, _, asha_wall, _) = runs[seed, False], runs[seed, True]
         e_fifo, e_asha = fifo["epochs_completed"].sum(), asha["epochs_completed"].sum()
-        ratios.append(e_fifo / max(e_asha, 1))
-        print(f"  seed {seed}: epochs {e_fifo} vs {e_asha} = {ratios[-1]:.2f}x fewer; wall {wall:.1f} s vs "
-              f"{asha_wall:.1f} s; best val_loss (trials that ran every epoch) {best(fifo):.5f} vs {best(asha):.5f}")
-        # where ASHA's trials ended: a rung that passes far more than 1/reduction_factor of the
-        # trials reaching it is why the saving is smaller than the rungs alone would give
-        ended = asha.loc[asha["status"] == "ok", "epochs_completed"].value_counts().sort_index()
-        print("    trials ending at epoch " + ", ".join(f"{e}: {n}" for e, n in ended.items()))
-    print(f"  mean over seeds: {statistics.mean(ratios):.2f}x fewer epochs")
+        totals.append(e_fifo / max(e_asha, 1))
+        print(f"  seed {seed}: epochs {e_fifo} vs {e_asha} = {totals[-1]:.2f}x fewer; "
+              f"wall {wall:.1f} s vs {asha_wall:.1f} s")
+        for c in asha_ctx:
+            f, a = fifo[fifo["arm"] == c.key], asha[asha["arm"] == c.key]
+            per_arm[c.key].append(f["epochs_completed"].sum() / max(a["epochs_completed"].sum(), 1))
+            # where ASHA's trials ended: a rung that passes far more than 1/reduction_factor of the
+            # trials reaching it is why the saving is smaller than the rungs alone would give
+            ended = a.loc[a["status"] == "ok", "epochs_completed"].value_counts().sort_index()
+            print(f"    {c.key:<12} {per_arm[c.key][-1]:.2f}x; best val_loss {best(f):.5f} vs {best(a):.5f}; "
+                  "trials ending at epoch " + ", ".join(f"{e}: {n}" for e, n in ended.items()))
+    print(f"  mean over seeds: {statistics.mean(totals):.2f}x fewer epochs"
+          + (f" over the space; per arm {', '.join(f'{k} {statistics.mean(v):.2f}x' for k, v in per_arm.items())}"
+             if len(asha_ctx) > 1 else ""))
     ray.shutdown()
 
 
