@@ -69,6 +69,30 @@ def test_an_output_that_is_a_file_exits_2_and_the_file_is_kept(run_cli, tmp_path
     assert target.read_text() == "keep me"
 
 
+def test_a_budget_given_twice_exits_2_before_two_arms_share_a_study(run_cli, tmp_path):
+    # 1x is 2,128 parameters on digits: both would be arm mlp_b2128, one Tune experiment and study
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--budgets", "1x", "2128", "--output", tmp_path / "d")
+    assert code == 2 and "arm mlp_b2128 would run twice: budgets 1x and 2128 are both 2,128 parameters" in err
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_numpy_cannot_take_exits_2(seed, run_cli, tmp_path):
+    for command in (["search", "--space", "kae_vs_mlp", "--output", tmp_path / "s"], ["train", "--epochs", 1]):
+        code, _, err = run_cli(*command, "--seed", seed)
+        assert code == 2 and f"--seed must be between 0 and 2147483647; got {seed}" in err, err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_storage_path_that_cannot_be_made_exits_2(run_cli, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder would go")
+    for storage, says in ((blocker, "is a file, not a directory"), (blocker / "ray", "cannot create or write in")):
+        code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--storage", storage, "--output", tmp_path / "o")
+        assert code == 2 and f"--storage {storage}" in err and says in err, err
+    assert not (tmp_path / "o").exists() and blocker.read_text() == "a file where a folder would go"
+
+
 @pytest.mark.parametrize("flag, value", [("--cpus-per-trial", 3), ("--gpus-per-trial", 64)])
 def test_trials_no_node_can_hold_exit_2_instead_of_waiting_forever(flag, value, run_cli, tmp_path):
     # the session's local Ray has 2 CPUs; Tune would keep such a trial PENDING for ever

@@ -12,6 +12,14 @@ DATA_DIR_HELP = ("data root for torchvision datasets, the only place looked at (
                  "dir; Fashion-MNIST also from Debian's dataset-fashion-mnist)")
 
 
+MAX_SEED = 2**31 - 1   # numpy and scikit-learn take 0..2**32-1; a search adds trial numbers to it
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be between 0 and {MAX_SEED}; got {seed}")
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message):
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)

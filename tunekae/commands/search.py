@@ -6,10 +6,11 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from ..cli_support import DATA_DIR_HELP
+from ..cli_support import DATA_DIR_HELP, check_seed
 from ..errors import UserError
 
 NAME = "search"
@@ -122,13 +123,29 @@ def _check_budgets_fit(contexts, space, input_dim: int) -> None:
                 f"parameters here (4x)")
 
 
-def _check_output_dir(output: Path) -> None:
-    """Fail before Ray starts, not after, when the output dir cannot be made."""
+def _check_arms_unique(contexts) -> None:
+    """Each arm is one Tune experiment and one Optuna study, named by its key: a budget given
+    twice (`1x` and `2128` on digits) or two arms of one name would run into each other's."""
+    seen: dict[str, object] = {}
+    for c in contexts:
+        if c.key in seen:
+            first = seen[c.key]
+            why = (f"budgets {first.budget_label} and {c.budget_label} are both {c.budget:,} parameters"
+                   if first.budget_label != c.budget_label else f"budget {c.budget_label} or arm {c.arm.name} "
+                                                                f"is given twice")
+            raise UserError(f"arm {c.key} would run twice: {why}; give each budget and arm once")
+        seen[c.key] = c
+
+
+def _check_output_dir(output: Path, flag: str = "--output") -> None:
+    """Fail before Ray starts, not after, when the output (or storage) dir cannot be made."""
     if output.exists() and not output.is_dir():
-        raise UserError(f"--output {output} is a file, not a directory")
+        raise UserError(f"{flag} {output} is a file, not a directory")
     parent = next(p for p in [output, *output.parents] if p.exists())
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"--output {output}: cannot create or write in {parent}")
+    try:   # really creating something: os.access says yes to root even in /proc or a read-only mount
+        tempfile.TemporaryDirectory(dir=parent, prefix=".tunekae-probe-").cleanup()
+    except OSError:
+        raise UserError(f"{flag} {output}: cannot create or write in {parent}") from None
 
 
 def run(args) -> int:
@@ -161,10 +178,12 @@ def run(args) -> int:
         raise UserError("--cpus-per-trial must be > 0")
     if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
         raise UserError("--gpus-per-trial must be >= 0")
+    check_seed(args.seed)
     if args.storage and "://" in args.storage:
         _check_storage_uri(args.storage)
     elif args.storage:
         args.storage = str(Path(args.storage).resolve())   # Tune wants absolute paths
+        _check_output_dir(Path(args.storage), "--storage")
 
     space = load_space(args.space)
     if args.tolerance is not None:
@@ -176,6 +195,7 @@ def run(args) -> int:
     dataset = args.dataset or space.dataset
     splits = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
     contexts = arm_contexts(space, splits.input_dim, args.budgets)
+    _check_arms_unique(contexts)
     _check_budgets_fit(contexts, space, splits.input_dim)
     samples, epochs = args.samples or space.samples_per_arm, args.epochs or space.epochs
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)

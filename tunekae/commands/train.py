@@ -5,7 +5,7 @@ import json
 import math
 import sys
 
-from ..cli_support import DATA_DIR_HELP
+from ..cli_support import DATA_DIR_HELP, check_seed
 from ..errors import UserError
 from .model_options import add_model_arguments, comma_ints, model_config_from_args
 
@@ -70,6 +70,7 @@ def run(args) -> int:
         raise UserError("give --hidden (fixed widths) or --budget (solved widths), not both")
     if args.depth < 0 or not 0 < args.tolerance < 1:
         raise UserError("--depth must be >= 0 and --tolerance between 0 and 1")
+    check_seed(args.seed)
     try:
         train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                                 momentum=args.momentum, batch_size=args.batch_size, epochs=args.epochs,
