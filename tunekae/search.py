@@ -193,9 +193,13 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     started = time.time()
-    dashboard = connect(opts.address, num_cpus=None)
-    per, _ = resources(opts)
-    check_trial_fits(per["cpu"], per["gpu"], opts.address)
+    arms_dir = output / "arms"
+    # resuming a search whose arms have all finished needs no Ray (and adds no start-up to its wall)
+    pending = [c for c in contexts if not (resume and (arms_dir / f"{c.key}.csv").exists())]
+    dashboard = connect(opts.address, num_cpus=None) if pending else None
+    if pending:
+        per, _ = resources(opts)
+        check_trial_fits(per["cpu"], per["gpu"], opts.address)
     if dashboard:
         print(f"tunekae: Ray dashboard at {dashboard}", file=sys.stderr)
     try:   # only now: bad flags or no cluster leave nothing behind
@@ -204,7 +208,6 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
         raise UserError(f"--output {output}: cannot create it ({e.strerror})") from None
     meta = {**meta, "dashboard": dashboard, "ray_version": ray.__version__}
     _write_json(output / "run.json", meta)
-    arms_dir = output / "arms"
     arms_dir.mkdir(parents=True, exist_ok=True)
     summaries = meta.get("summary", {}) if resume else {}
     with CtrlC() as ctrl_c:
