@@ -9,9 +9,10 @@ test is the official test split (fixed, seeded with 0 where a dataset has none);
 from the training split with `seed` (stratified), so tuning never sees the test split.
 Torchvision datasets are read from a data root (`data_dir`, else $TUNEKAE_DATA, else
 ~/.cache/tunekae/data), downloaded there when online, and otherwise name the files to put there
-(DatasetUnavailable). An explicit data_dir is the only place looked at; without one, Fashion-MNIST
-is also read from Debian's dataset-fashion-mnist. Every dataset is decoded once per machine and cached as a .pt file under
-~/.cache/tunekae/decoded (XDG_CACHE_HOME respected), keyed by name, options and source folder.
+(DatasetUnavailable). An explicit data_dir is the only place looked at; without one,
+Fashion-MNIST is also read from Debian's dataset-fashion-mnist. Every dataset is decoded once
+per machine and cached as a .pt file under ~/.cache/tunekae/decoded (XDG_CACHE_HOME
+respected), keyed by name, options and source folder.
 """
 from __future__ import annotations
 
@@ -420,12 +421,12 @@ def load_dataset(name: str, *, data_dir=None, seed: int = 0, val_fraction: float
     if not 0 < val_fraction < 1:
         raise UserError(f"val_fraction must be between 0 and 1 (exclusive); got {val_fraction}")
 
-    root = data_root(data_dir)
-    source = _locate(spec, root, opts, explicit=data_dir is not None)
+    root, explicit = data_root(data_dir), data_dir is not None
+    source = _locate(spec, root, opts, explicit)
     if source is None and _fetch(spec, root):
-        source = _locate(spec, root, opts, explicit=data_dir is not None)
+        source = _locate(spec, root, opts, explicit)
     if source is None:
-        elsewhere = spec.locate(root, opts) if data_dir is not None else None
+        elsewhere = spec.locate(root, opts) if explicit else None
         also = f"; a copy is in {elsewhere}, used when --data-dir is left out" if elsewhere else ""
         raise DatasetUnavailable(f"{spec.name}: files not found and download failed (offline?): "
                                  f"{spec.needed(root)}{also}")

@@ -55,7 +55,7 @@ def connect(address: str | None, num_cpus: int | None = None) -> str | None:
         return None
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        _check_reachable(address, _where_auto_points(address))
+        _check_reachable(address)
     # Without an address, always a fresh local Ray: a bare ray.init() joins whatever cluster
     # /tmp/ray/ray_current_cluster names, and hangs when that cluster is gone.
     kwargs = {"address": address} if address else {"address": "local", "num_cpus": num_cpus,
@@ -89,12 +89,12 @@ def _where_auto_points(address: str) -> str:
         return address
 
 
-def _check_reachable(address: str, target: str | None = None, timeout_s: float = 5.0) -> None:
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """ray.init keeps retrying for many minutes when nothing listens at host:port (a typo, a
-    stopped head); a TCP connect answers within seconds. `target` is where `address` leads
-    ('auto' -> the recorded cluster); an unresolved 'auto' is left to Ray, which fails fast when
-    it finds no running cluster."""
-    target = target or address
+    stopped head); a TCP connect answers within seconds. 'auto' is probed where it leads (the
+    recorded cluster); an unresolved 'auto' is left to Ray, which fails fast when it finds no
+    running cluster."""
+    target = _where_auto_points(address)
     host, sep, port = target.removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit():
         return
@@ -194,10 +194,10 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
     started = time.time()
     arms_dir = output / "arms"
-    # resuming a search whose arms have all finished needs no Ray (and adds no start-up to its wall)
-    pending = [c for c in contexts if not (resume and (arms_dir / f"{c.key}.csv").exists())]
-    dashboard = connect(opts.address, num_cpus=None) if pending else None
-    if pending:
+    finished = {c.key for c in contexts if resume and (arms_dir / f"{c.key}.csv").exists()}
+    dashboard = None
+    if len(finished) < len(contexts):   # a search whose arms have all finished needs no Ray
+        dashboard = connect(opts.address, num_cpus=None)
         per, _ = resources(opts)
         check_trial_fits(per["cpu"], per["gpu"], opts.address)
     if dashboard:
@@ -213,7 +213,7 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
     with CtrlC() as ctrl_c:
         for ctx in contexts:
             done = arms_dir / f"{ctx.key}.csv"
-            if resume and done.exists():
+            if ctx.key in finished:
                 print(f"tunekae: {ctx.key} finished earlier; skipped", file=sys.stderr)
                 continue
             if not ctx.feasible:
