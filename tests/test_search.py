@@ -117,9 +117,10 @@ def test_every_shipped_space_runs(space, run_cli, tmp_path):
     assert len(ok) >= len(arms)
     assert (abs(ok["params"] - ok["budget"]) / ok["budget"] <= 0.02).all()   # parameter-matched
     for col in ("val_loss", "train_seconds", "seconds_per_epoch", "flops", "hidden", "epochs_completed",
-                "stopped_early", "hp_lr", "hp_optimizer", "hp_batch_size", "val_psnr", "val_knn_acc", "config_json"):
+                "stopped_early", "hp_lr", "hp_optimizer", "hp_batch_size", "val_psnr", "val_knn_acc", "config_json",
+                "peak_mem_mb"):
         assert col in results, col
-    assert ok["val_loss"].between(0, 1).all()
+    assert ok["val_loss"].between(0, 1).all() and (ok["peak_mem_mb"] > 0).all()
     meta = json.loads((out_dir / "run.json").read_text())
     assert meta["space"] == space and meta["versions"]["ray"] and "command" in meta
     assert set(meta["summary"]) == set(results["arm"])

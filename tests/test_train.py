@@ -47,6 +47,22 @@ def test_each_optimizer_lowers_the_loss(optimizer, lr, batch):
     assert r.device == "cpu" and r.peak_mem_mb > 0 and r.seconds_per_epoch > 0
 
 
+def test_peak_memory_is_the_fits_own_not_the_processes_largest():
+    """A search's trainer processes train many trials: a fit's peak_mem_mb must not be the
+    largest of every earlier trial (the process's lifetime high-water mark)."""
+    import resource
+
+    import numpy as np
+    big = np.ones(600 * 2**20 // 8)              # 600 MB resident, then freed, before the fit
+    del big
+    spiked = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reports = []
+    r = train_model(small_cfg(), low_rank_splits(), tcfg(epochs=2), on_epoch=reports.append)
+    assert 0 < r.peak_mem_mb < spiked - 400, (r.peak_mem_mb, spiked)
+    assert [h.peak_mem_mb for h in reports] == sorted(h.peak_mem_mb for h in reports)   # every epoch reports it
+    assert reports[-1].peak_mem_mb == pytest.approx(r.peak_mem_mb, abs=1)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_family_and_variant_trains(family, variant):

@@ -74,6 +74,7 @@ class EpochReport:
     train_seconds: float         # cumulative
     status: str = "ok"           # ok | diverged
     terms: dict = field(default_factory=dict)   # epoch means of every loss term ("loss": the objective)
+    peak_mem_mb: float = math.nan   # peak memory of this fit so far (see peak_memory_mb)
 
 
 @dataclass
@@ -124,7 +125,24 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a fit's peak-memory count afresh. A process trains many trials (Tune reuses its
+    actors, a search's warm trainers live for every arm), so without this a trial's peak would
+    be the largest of every trial before it. On the CPU, Linux resets the process's RSS
+    high-water mark on writing 5 to /proc/self/clear_refs; where that is refused the peak stays
+    the process's."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated, or the process's peak resident memory, since reset_peak_memory."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
@@ -242,10 +260,9 @@ def _never() -> bool:
 
 
 def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should_stop) -> FitResult:
+    reset_peak_memory(device)
     model.to(device)
     model.train()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
     train_x = splits.train_x.to(device=device, dtype=torch.float32).contiguous()
     val_x = splits.val_x.to(device=device, dtype=torch.float32)
     n = len(train_x)
@@ -349,7 +366,7 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should
             terms = {k: (v if math.isfinite(v) else DIVERGED_LOSS) for k, v in terms.items()}
         train_loss = DIVERGED_LOSS if diverged else terms.get("recon", terms.get("loss"))
         report = EpochReport(epoch, train_loss, val_loss, epoch_seconds, train_seconds,
-                             "diverged" if diverged else "ok", terms)
+                             "diverged" if diverged else "ok", terms, peak_memory_mb(device))
         history.append(report)
         keep_going = on_epoch(report) if on_epoch is not None else None
         if diverged:

@@ -1,6 +1,6 @@
 """One trial, without Ray: sampled parameters -> solved widths -> train -> per-epoch reports ->
-final validation metrics. The search's Tune trainable and `confirm` both call run_trial, so a
-configuration trains the same way in a search, in confirmation and from `tunekae train`.
+final validation metrics. `confirm` and `tunekae train` use the same engine (train.fit) on the
+configuration that run_trial records as config_json.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def build_configs(params: dict, arm: dict, run: dict, seed: int):
 
 
 def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict], None],
-              seed: int, split: str = "val", keep_model: bool = False,
+              seed: int, split: str = "val",
               should_stop: Callable[[], bool] | None = None) -> dict:
     """Train one configuration, calling report(metrics) once per epoch; the last report carries
     the final metrics on `split` (validation in a search, test in confirmation).
@@ -75,7 +75,7 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
                    "train_loss": epoch_report.train_loss, "val_loss": epoch_report.val_loss,
                    "epoch_seconds": epoch_report.epoch_seconds, "train_seconds": epoch_report.train_seconds,
                    "seconds_per_epoch": epoch_report.train_seconds / max(epoch_report.epoch, 1),
-                   "status": epoch_report.status}
+                   "peak_mem_mb": epoch_report.peak_mem_mb, "status": epoch_report.status}
         last = epoch_report.epoch >= train_cfg.epochs and epoch_report.status == "ok"
         if last:                              # final metrics ride on the last report
             try:
@@ -87,14 +87,13 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
         report(metrics)
 
     try:
+        # every report carries its peak memory: a dict handed to report() must not change after
+        # (Tune may already have sent it)
         result = fit(model, splits, train_cfg, on_epoch=on_epoch, should_stop=should_stop)
-        final["peak_mem_mb"] = result.peak_mem_mb
         if result.status == "diverged":
-            final.update(status="diverged", val_loss=DIVERGED_LOSS)
+            final = {**final, "status": "diverged", "val_loss": DIVERGED_LOSS}
     except Exception as e:  # out of memory, bad config: recorded, the search goes on
         final = {**static, **final, "status": "error", "val_loss": DIVERGED_LOSS,
                  "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
         report(final)
-    if keep_model:
-        final["_model"] = model
     return final
