@@ -31,6 +31,7 @@ from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
 from .trainable import trainable
 from .trial_log import log_dir
+from .warm_trainers import WarmTrainers
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SearchOptions:
     asha: bool = True          # False: FIFO (every trial runs all epochs), for ablations
     callbacks: tuple = ()      # extra tune.Callback objects (the benchmarks time trials with one)
     storage: str | None = None  # Tune's experiment folders: a shared path or cloud URI (default DIR/ray)
+    warm_trainers: bool = True  # False: every trial trains in Tune's own fresh process (benchmark reference)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> str | None:
@@ -142,12 +144,23 @@ def study_storage(output: Path, arm_key: str):
     return JournalStorage(JournalFileBackend(str(output / "studies" / f"{arm_key}.journal")))
 
 
-def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, output: Path, restore: bool):
+def start_trainers(splits_ref, space: Space, opts: SearchOptions) -> WarmTrainers:
+    """The search's warm trainers (warm_trainers.py): none for GPU trials or when turned off."""
+    per, concurrent = resources(opts)
+    if not opts.warm_trainers or per["gpu"]:
+        return WarmTrainers({})
+    return WarmTrainers.start(splits_ref, space.latent_dim, per["cpu"], concurrent)
+
+
+def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, output: Path, restore: bool,
+               data: list, trainers: WarmTrainers):
+    """`data`: [ObjectRef of the splits], put in the object store once per search."""
     per, concurrent = resources(opts)
     run = {"input_dim": splits.input_dim, "latent_dim": space.latent_dim, "epochs": opts.epochs,
            "tolerance": space.tolerance, "seed": opts.seed, "threads": max(1, int(opts.cpus_per_trial)),
            "device": "cuda" if per["gpu"] else "cpu", "log_dir": log_dir(output, ctx.key)}
-    fn = tune.with_resources(tune.with_parameters(trainable, splits=splits, arm=ctx.to_dict(), run=run), per)
+    fn = tune.with_resources(tune.with_parameters(trainable, data=data, arm=ctx.to_dict(), run=run,
+                                                  trainers=trainers.by_node), per)
     storage_path = opts.storage or str((output / "ray").resolve())
     path = f"{storage_path.rstrip('/')}/{ctx.key}"
     if restore and tune.Tuner.can_restore(path):
@@ -185,8 +198,10 @@ def interrupted(grid, samples: int, output: Path, arm_key: str) -> bool:
 
 
 def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOptions, output: Path,
-               meta: dict, resume: bool = False) -> pd.DataFrame:
-    """Run every arm (skipping arms already finished when resuming); returns the results table."""
+               meta: dict, resume: bool = False, trainers: WarmTrainers | None = None) -> pd.DataFrame:
+    """Run every arm (skipping arms already finished when resuming); returns the results table.
+    `trainers`: warm trainers started by the caller for these splits (the benchmarks reuse them
+    across searches); by default the search starts its own and stops them at its end."""
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")   # experiment state saved often: kill -9 loses little
     # progress.csv and result.json per trial, but no TensorBoard event files: writing them held
     # every report (and so the reporting trial) about 4 ms on 2 cores
@@ -210,38 +225,52 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
     _write_json(output / "run.json", meta)
     arms_dir.mkdir(parents=True, exist_ok=True)
     summaries = meta.get("summary", {}) if resume else {}
-    with CtrlC() as ctrl_c:
-        for ctx in contexts:
-            done = arms_dir / f"{ctx.key}.csv"
-            if ctx.key in finished:
-                print(f"tunekae: {ctx.key} finished earlier; skipped", file=sys.stderr)
-                continue
-            if not ctx.feasible:
-                rows = pd.DataFrame([{"space": space.name, "arm": ctx.key, "family": ctx.arm.name,
-                                      "layer": ctx.arm.family, "variant": ctx.arm.variant, "budget": ctx.budget,
-                                      "budget_label": ctx.budget_label, "trial_id": "", "status": "infeasible",
-                                      "stopped_early": False, "epochs_completed": 0, "epochs_budget": opts.epochs,
-                                      "error": "no depth/shape of this arm fits the budget"}])
-            else:
-                tuner = make_tuner(ctx, space, opts, splits, output, restore=resume)
-                with ctrl_c.inside_tune():
-                    grid = tuner.fit()
-                if ctrl_c.pressed or interrupted(grid, opts.samples, output, ctx.key):
-                    # no arms/<arm>.csv, so --resume picks this arm up; and no later arm may start
-                    print(f"tunekae: {ctx.key} interrupted; continue with: python -m tunekae search "
-                          f"--output {output} --resume", file=sys.stderr)
-                    raise KeyboardInterrupt
-                rows = arm_rows(grid, ctx, space, opts.epochs)
-            # a kill while writing must not leave a "finished" half arm
-            write_atomic(done, lambda tmp: rows.to_csv(tmp, index=False))
-            summaries[ctx.key] = summarize_arm(rows, opts.epochs)
-            meta["summary"] = summaries
-            _write_json(output / "run.json", meta)
+    to_train = [c for c in contexts if c.key not in finished and c.feasible]
+    data = [ray.put(splits)] if to_train else []   # in the object store once for every arm
+    own_trainers = trainers is None
+    if own_trainers:
+        trainers = start_trainers(data[0], space, opts) if to_train else WarmTrainers({})
+    try:
+        with CtrlC() as ctrl_c:
+            for ctx in contexts:
+                if ctx.key in finished:
+                    print(f"tunekae: {ctx.key} finished earlier; skipped", file=sys.stderr)
+                    continue
+                rows = _run_arm(ctx, space, opts, splits, output, resume, data, trainers, ctrl_c)
+                # a kill while writing must not leave a "finished" half arm
+                write_atomic(arms_dir / f"{ctx.key}.csv", lambda tmp: rows.to_csv(tmp, index=False))
+                summaries[ctx.key] = summarize_arm(rows, opts.epochs)
+                meta["summary"] = summaries
+                _write_json(output / "run.json", meta)
+    finally:
+        if own_trainers:
+            trainers.stop()
     table = write_results(output, space)
     meta.update(summary=summaries, wall_seconds=meta.get("wall_seconds", 0) + time.time() - started,
                 finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     _write_json(output / "run.json", meta)
     return table
+
+
+def _run_arm(ctx: ArmContext, space: Space, opts: SearchOptions, splits, output: Path, resume: bool,
+             data: list, trainers: WarmTrainers, ctrl_c: CtrlC) -> pd.DataFrame:
+    """One arm's rows: its Tune experiment, or one `infeasible` row when no shape fits."""
+    if not ctx.feasible:
+        return pd.DataFrame([{"space": space.name, "arm": ctx.key, "family": ctx.arm.name,
+                              "layer": ctx.arm.family, "variant": ctx.arm.variant, "budget": ctx.budget,
+                              "budget_label": ctx.budget_label, "trial_id": "", "status": "infeasible",
+                              "stopped_early": False, "epochs_completed": 0, "epochs_budget": opts.epochs,
+                              "error": "no depth/shape of this arm fits the budget"}])
+    tuner = make_tuner(ctx, space, opts, splits, output, resume, data, trainers)
+    with ctrl_c.inside_tune():
+        grid = tuner.fit()
+    trainers.free_all()   # a trial whose process Tune killed at the arm's end trains no longer
+    if ctrl_c.pressed or interrupted(grid, opts.samples, output, ctx.key):
+        # no arms/<arm>.csv, so --resume picks this arm up; and no later arm may start
+        print(f"tunekae: {ctx.key} interrupted; continue with: python -m tunekae search "
+              f"--output {output} --resume", file=sys.stderr)
+        raise KeyboardInterrupt
+    return arm_rows(grid, ctx, space, opts.epochs)
 
 
 def _write_json(path: Path, obj: dict) -> None:

@@ -1,34 +1,32 @@
 """The Tune function trainable (part of the search layer: imports Ray).
 
-Kept apart from search.py so that a trial's worker process imports only what a trial needs
-(torch and the engine), not the runner's pandas/Optuna: every arm starts fresh workers.
+A thin process: it imports ray.tune and nothing heavy (no torch, no scikit-learn), because Tune
+starts fresh trial processes for every arm. The training itself runs in a warm trainer of the
+search (warm_trainers.py) on the trial's node; only when none is free there, or the trial has
+a GPU, does the trial train in its own process, importing torch then.
 """
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 
+import ray
 from ray import tune
 
-from .trial import run_trial
 from .trial_log import STUDY_TRIAL, TrialLog
+from .warm_trainers import stream_from_warm_trainer
 
-_END = object()   # the training thread's last item
 
-
-def trainable(config: dict, splits=None, arm: dict = None, run: dict = None):
+def trainable(config: dict, data: list = None, arm: dict = None, run: dict = None, trainers: dict = None):
     """One tune.report per epoch (ASHA's time attribute is the reported `epoch`).
 
-    Training runs in a thread of its own and never waits for Tune: tune.report blocks until the
-    driver has taken the result (several ms on 2 busy cores, ~0.2 s per 30-epoch trial), so the
-    next epoch trains meanwhile. When Tune stops the trial (tune.report raises SystemExit), the
-    training thread abandons the epoch under way at its next batch.
+    `data` is [ObjectRef of the Splits], fetched only when the trial trains here; `trainers`
+    maps node ids to the search's warm trainers. Training never waits for Tune: its reports
+    are queued while tune.report blocks. When Tune stops the trial (tune.report raises
+    SystemExit), closing the stream makes training abandon the epoch under way at its next
+    batch, and the trial returns only once its trainer is free again.
 
     The trial's Optuna number seeds it and names its log, so a trial rerun after a kill -9
     replays its final report when it had finished, and otherwise retrains with the same seed."""
-    import torch
-    torch.set_num_threads(max(1, int(run["threads"])))   # this trial's CPU share, never more
     quiet_sigterm_in_finalizers()
     number = config.get(STUDY_TRIAL)
     log = TrialLog(run.get("log_dir"), number, run["epochs"])
@@ -37,34 +35,29 @@ def trainable(config: dict, splits=None, arm: dict = None, run: dict = None):
         tune.report(finished)
         return
     params = {k: v for k, v in config.items() if k != STUDY_TRIAL}
-    reports: queue.SimpleQueue = queue.SimpleQueue()
-    stop = threading.Event()
-
-    def report(metrics: dict) -> None:
-        log.append(metrics)      # first on disk, then to Tune: the log is never behind Tune
-        reports.put(metrics)
-
-    def train() -> None:
-        try:
-            # 1 + the Optuna number: the seeds trials had when Tune's 1-based trial index seeded them
-            run_trial(params, arm, run, splits, report=report, seed=run["seed"] + 1 + int(number or 0),
-                      should_stop=stop.is_set)
-            reports.put(_END)
-        except BaseException as e:  # noqa: BLE001 - handed to Tune's thread, which raises it
-            reports.put(e)
-
+    # 1 + the Optuna number: the seeds trials had when Tune's 1-based trial index seeded them
+    seed = run["seed"] + 1 + int(number or 0)
     log.restart()
-    worker = threading.Thread(target=train, name=f"tunekae-trial-{number}", daemon=True)
-    worker.start()
+    reports = None
     try:
-        while (item := reports.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            tune.report(item)
+        reports = stream_from_warm_trainer(trainers, params, arm, run, seed) if trainers else None
+        if reports is None:
+            reports = _train_here(params, arm, run, data, seed)
+        for metrics in reports:
+            log.append(metrics)      # first on disk, then to Tune: the log is never behind Tune
+            tune.report(metrics)
     finally:
-        stop.set()
-        worker.join()
+        if reports is not None:
+            reports.close()
         log.close()
+
+
+def _train_here(params: dict, arm: dict, run: dict, data: list, seed: int):
+    import torch
+
+    from .trial import stream_trial
+    torch.set_num_threads(max(1, int(run["threads"])))   # this trial's CPU share, never more
+    return stream_trial(params, arm, run, ray.get(data[0]), seed)
 
 
 def quiet_sigterm_in_finalizers() -> None:

@@ -1,13 +1,16 @@
 """One trial, without Ray: sampled parameters -> solved widths -> train -> per-epoch reports ->
-final validation metrics. `confirm` and `tunekae train` use the same engine (train.fit) on the
-configuration that run_trial records as config_json.
+final validation metrics. A search trains every trial through run_trial, in a warm trainer or in
+the trial's own process alike; `confirm` and `tunekae train` use the same engine (train.fit) on
+the configuration that run_trial records as config_json.
 """
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import traceback
-from dataclasses import fields
-from typing import Callable
+from dataclasses import fields, replace
+from typing import Callable, Iterator
 
 from .budget import InfeasibleBudget, count_flops, solve_widths
 from .models import ModelConfig, build_model
@@ -88,7 +91,7 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
 
     try:
         # every report carries its peak memory: a dict handed to report() must not change after
-        # (Tune may already have sent it)
+        # (Tune, or the stream from a warm trainer, may already have sent it)
         result = fit(model, splits, train_cfg, on_epoch=on_epoch, should_stop=should_stop)
         if result.status == "diverged":
             final = {**final, "status": "diverged", "val_loss": DIVERGED_LOSS}
@@ -97,3 +100,60 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
                  "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
         report(final)
     return final
+
+
+_END = object()   # stream_trial's training thread: the last item
+
+
+def stream_trial(params: dict, arm: dict, run: dict, splits, seed: int,
+                 stop: threading.Event | None = None) -> Iterator[dict]:
+    """run_trial in a thread of its own, its per-epoch reports yielded as they come, so the
+    consumer (tune.report, which blocks until the driver has taken the result: several ms on
+    2 busy cores) never holds up training. Setting `stop` or closing the generator (a trial
+    that Tune stopped) makes training abandon the epoch under way at its next batch."""
+    stop = stop or threading.Event()
+    reports: queue.SimpleQueue = queue.SimpleQueue()
+
+    def train() -> None:
+        try:
+            run_trial(params, arm, run, splits, report=reports.put, seed=seed, should_stop=stop.is_set)
+            reports.put(_END)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            reports.put(e)
+
+    worker = threading.Thread(target=train, name=f"tunekae-trial-{arm.get('name')}", daemon=True)
+    worker.start()
+    try:
+        while (item := reports.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def warm_up(splits, latent_dim: int, threads: int = 1) -> None:
+    """Pay once, before any real trial, the costs that every fresh process meets at its first
+    trial: the optimizer's first step imports torch._dynamo, the FLOP counter its dispatch
+    machinery, the final metrics scikit-learn and SciPy, and label_agreement fits its pixel
+    classifier on the training data (cached per process). Two one-epoch trials, an autoencoder
+    and a VAE, on a slice of the data walk the same code as a real trial."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from .budget import config_params
+    from .metrics import pixel_classifier
+
+    with threadpool_limits(limits=max(1, torch.get_num_threads())):   # as metrics.evaluate fits it
+        pixel_classifier(splits.train_x, splits.train_y)
+    small = replace(splits, train_x=splits.train_x[:256], train_y=splits.train_y[:256],
+                    val_x=splits.val_x[:64], val_y=splits.val_y[:64])
+    run = {"input_dim": splits.input_dim, "latent_dim": latent_dim, "epochs": 1, "threads": threads, "device": "cpu"}
+    for variant in ("ae", "vae"):
+        budget = config_params(ModelConfig(family="linear", variant=variant, input_dim=splits.input_dim,
+                                           latent_dim=latent_dim))
+        arm = {"name": f"warm_up_{variant}", "family": "mlp", "layer": "linear", "variant": variant, "budget": budget}
+        final = run_trial({"depth": 0, "batch_size": 64}, arm, run, small, report=lambda _: None, seed=0)
+        if final.get("status") != "ok" or "metrics_error" in final:
+            raise RuntimeError(f"warm-up trial failed: {final.get('error') or final.get('metrics_error')}")
