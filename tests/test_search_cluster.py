@@ -157,7 +157,9 @@ def test_resume_when_the_optuna_journal_is_ahead_of_tunes_saved_state(tmp_path):
     search must neither fail nor train any finished trial again."""
     out = tmp_path / "run"
     arm = "mlp_b2128"
-    proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 6, "--epochs", 6, "--no-asha",
+    # 15 epochs: trials of ~0.5 s (warm trainers start them at once), so that Tune saves its
+    # state several times while the arm is part done
+    proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 6, "--epochs", 15, "--no-asha",
                    "--max-concurrent", 1, "--output", out, "--quiet", env={**ENV, "TUNE_GLOBAL_CHECKPOINT_S": "0.2"})
     snapshot = None
     while proc.poll() is None and snapshot is None:
