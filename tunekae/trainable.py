@@ -27,7 +27,6 @@ def trainable(config: dict, data: list = None, arm: dict = None, run: dict = Non
 
     The trial's Optuna number seeds it and names its log, so a trial rerun after a kill -9
     replays its final report when it had finished, and otherwise retrains with the same seed."""
-    quiet_sigterm_in_finalizers()
     number = config.get(STUDY_TRIAL)
     log = TrialLog(run.get("log_dir"), number, run["epochs"])
     finished = log.finished_report()
@@ -76,3 +75,9 @@ def quiet_sigterm_in_finalizers() -> None:
 
     hook._tunekae = True
     sys.unraisablehook = hook
+
+
+# At import, so that it is in place from the trial process's start whatever Tune does with the
+# process. Installed only at a trial's start, the traceback was still seen about once in ten
+# searches (cause not found).
+quiet_sigterm_in_finalizers()
