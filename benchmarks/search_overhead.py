@@ -12,8 +12,8 @@
    trials' training seconds / concurrency) and their ratio, split into the search's set-up, the
    arm's start-up (Tune starting the arm's trial processes, which import ray.tune), the
    scheduling wall from the first trial's start to the last trial's end, and the wrap-up; and
-   the per-trial overhead: the
-   time a trial held its slot (driver's start to completion) minus its training seconds.
+   the per-trial overhead: the time a trial held its slot (driver's start to completion) minus
+   its training seconds.
    Targets on 2 CPUs: wall <= 1.3x ideal once Ray is up; median per-trial overhead <= 0.5 s.
    Then the reference, in the same run: the same arm and seed with every trial training in
    Tune's own fresh worker processes (how trials trained before warm trainers), whose first
@@ -64,17 +64,22 @@ def trial_timer():
     return TrialTimer()
 
 
+def search_options(args, seed: int, **overrides):
+    """The benchmark's SearchOptions: one CPU per trial, as many trials at once as CPUs."""
+    from tunekae.search import SearchOptions
+    return SearchOptions(samples=args.trials, epochs=args.epochs, seed=seed, cpus_per_trial=1, gpus_per_trial=0,
+                         max_concurrent=None, address=None, **overrides)
+
+
 def run_arm(space, ctx, splits, args, seed: int, asha: bool, out: Path, trainers=None):
     """One search over `ctx`: with the given warm trainers, or (None) none at all."""
-    from tunekae.search import SearchOptions, run_search
-    from tunekae.warm_trainers import WarmTrainers
+    from tunekae.search import run_search
     out.mkdir(parents=True)
     timer = trial_timer()
-    opts = SearchOptions(samples=args.trials, epochs=args.epochs, seed=seed, cpus_per_trial=1, gpus_per_trial=0,
-                         max_concurrent=None, address=None, verbose=0, asha=asha, callbacks=(timer,),
-                         warm_trainers=trainers is not None)
+    opts = search_options(args, seed, verbose=0, asha=asha, callbacks=(timer,), warm_trainers=trainers is not None)
     start = time.time()
-    table = run_search(space, ctx, splits, opts, out, {"dataset": "digits"}, trainers=trainers or WarmTrainers({}))
+    # trainers None with warm_trainers off: run_search starts none, every trial trains in Tune's process
+    table = run_search(space, ctx, splits, opts, out, {"dataset": "digits"}, trainers=trainers)
     return table, start, time.time() - start, timer
 
 
@@ -117,7 +122,7 @@ def main():
     import ray
 
     from tunekae.data import load_dataset
-    from tunekae.search import SearchOptions, connect, start_trainers
+    from tunekae.search import connect, start_trainers
     from tunekae.spaces import arm_contexts, load_space
 
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
@@ -134,9 +139,7 @@ def main():
     ctx = arm_contexts(space, splits.input_dim, [args.budget])[:1]
     asha_ctx = ctx if args.asha_arms == "first" else [c for c in arm_contexts(space, splits.input_dim) if c.feasible]
     t0 = time.time()
-    trainers = start_trainers(ray.put(splits), space, SearchOptions(
-        samples=args.trials, epochs=args.epochs, seed=0, cpus_per_trial=1, gpus_per_trial=0, max_concurrent=None,
-        address=None))
+    trainers = start_trainers(ray.put(splits), space, search_options(args, seed=0))
     warm_up = trainers.wait_ready()
     print(f"warm trainers: {len(warm_up)} started once per search, ready after {time.time() - t0:.1f} s "
           f"(each warmed up for {', '.join(f'{w:.1f}' for w in warm_up)} s: torch, torch._dynamo, scikit-learn, "
