@@ -57,6 +57,10 @@ def _thin_actor(ray):
                     break
             return out, time.perf_counter() - started
 
+        def join(self, trainers, wave, expected, timeout_s):
+            from tunekae.warm_trainers import join_first_wave
+            return join_first_wave(trainers, wave, expected, timeout_s)
+
         def modules(self):
             return sorted(m for m in ("torch", "sklearn", "scipy") if m in sys.modules)
     return Thin.remote()
@@ -146,3 +150,20 @@ def test_a_trial_whose_process_is_killed_stops_training_when_the_arm_ends(ray_se
     assert time.perf_counter() - started < 5 and busy() == 0
     with pytest.raises(ray_session.exceptions.RayActorError):
         ray_session.get(orphan)
+
+
+def test_an_arms_first_trials_wait_for_one_another_and_at_most_the_timeout(ray_session, trainers):
+    """Each first trial of an arm, in its own process, waits until the others have started: Tune
+    then has an actor per slot, instead of stopping every new actor when a short trial ends first."""
+    from tunekae.warm_trainers import join_first_wave
+    first, second = _thin_actor(ray_session), _thin_actor(ray_session)
+    ray_session.get([first.modules.remote(), second.modules.remote()])   # both processes are up
+    waiting = first.join.remote(trainers.by_node, "wave-a", 2, 30.0)
+    time.sleep(1.5)
+    assert ray_session.wait([waiting], timeout=0)[0] == []      # still waiting for the second
+    assert ray_session.get(second.join.remote(trainers.by_node, "wave-a", 2, 30.0)) < 1.0
+    assert 1.5 <= ray_session.get(waiting) < 5                  # released once the second arrived
+    # a wave whose other trials never start (no room for them) gives up at the timeout
+    assert 0.5 <= join_first_wave(trainers.by_node, "wave-b", 2, timeout_s=0.5) < 2.5
+    assert join_first_wave(trainers.by_node, "wave-c", 1) == 0.0   # a lone trial never waits
+    assert join_first_wave({}, "wave-d", 2) == 0.0                  # no warm trainers: no waiting either

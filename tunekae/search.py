@@ -13,7 +13,8 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -159,6 +160,11 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
     run = {"input_dim": splits.input_dim, "latent_dim": space.latent_dim, "epochs": opts.epochs,
            "tolerance": space.tolerance, "seed": opts.seed, "threads": max(1, int(opts.cpus_per_trial)),
            "device": "cuda" if per["gpu"] else "cpu", "log_dir": log_dir(output, ctx.key)}
+    if not restore:
+        # the trials that start together, each in its own process, and wait for one another
+        # (warm_trainers.join_first_wave); a resumed arm may have fewer left, so none waits there
+        _, capacity = resources(replace(opts, max_concurrent=None))
+        run.update(wave=uuid.uuid4().hex, first_wave=min(concurrent, capacity, opts.samples))
     fn = tune.with_resources(tune.with_parameters(trainable, data=data, arm=ctx.to_dict(), run=run,
                                                   trainers=trainers.by_node), per)
     storage_path = opts.storage or str((output / "ray").resolve())

@@ -13,7 +13,9 @@ import ray
 from ray import tune
 
 from .trial_log import STUDY_TRIAL, TrialLog
-from .warm_trainers import stream_from_warm_trainer
+from .warm_trainers import join_first_wave, stream_from_warm_trainer
+
+_JOINED: set[str] = set()   # the first waves this process took part in (Tune keeps it for one arm)
 
 
 def trainable(config: dict, data: list = None, arm: dict = None, run: dict = None, trainers: dict = None):
@@ -24,6 +26,9 @@ def trainable(config: dict, data: list = None, arm: dict = None, run: dict = Non
     are queued while tune.report blocks. When Tune stops the trial (tune.report raises
     SystemExit), closing the stream makes training abandon the epoch under way at its next
     batch, and the trial returns only once its trainer is free again.
+
+    An arm's first trial in each process waits until the arm's other first trials have started
+    (warm_trainers.join_first_wave), which keeps Tune from running the arm one trial at a time.
 
     The trial's Optuna number seeds it and names its log, so a trial rerun after a kill -9
     replays its final report when it had finished, and otherwise retrains with the same seed."""
@@ -36,6 +41,9 @@ def trainable(config: dict, data: list = None, arm: dict = None, run: dict = Non
     params = {k: v for k, v in config.items() if k != STUDY_TRIAL}
     # 1 + the Optuna number: the seeds trials had when Tune's 1-based trial index seeded them
     seed = run["seed"] + 1 + int(number or 0)
+    if trainers and run.get("wave") and run["wave"] not in _JOINED:
+        _JOINED.add(run["wave"])   # only a process's first trial: later ones reuse a started actor
+        join_first_wave(trainers, run["wave"], int(run.get("first_wave", 0)))
     log.restart()
     reports = None
     try:

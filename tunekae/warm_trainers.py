@@ -45,6 +45,8 @@ class WarmTrainer:
         self._busy = threading.Lock()
         self._stop = threading.Event()
         self._token = None
+        self._arrivals: dict[str, int] = {}   # first waves this trainer coordinates (join_first_wave)
+        self._arrivals_lock = threading.Lock()
 
     def ready(self) -> float:
         """Seconds the warm-up took (answers once it is done)."""
@@ -68,6 +70,15 @@ class WarmTrainer:
         """Stop the trial `token` (a stop that arrives late never stops the next trial)."""
         if self._token == token:
             self._stop.set()
+
+    def arrive(self, wave: str) -> int:
+        """One more trial process of `wave` (an arm's first trials) has started; how many have."""
+        with self._arrivals_lock:
+            self._arrivals[wave] = self._arrivals.get(wave, 0) + 1
+            return self._arrivals[wave]
+
+    def arrivals(self, wave: str) -> int:
+        return self._arrivals.get(wave, 0)
 
     def free(self) -> None:
         """Stop whatever this trainer trains and return once it is idle. Only for between arms:
@@ -116,6 +127,39 @@ class WarmTrainers:
         for h in (h for hs in self.by_node.values() for h in hs):
             ray.kill(h)
         self.by_node = {}
+
+
+FIRST_WAVE_TIMEOUT_S = 10.0   # longer than a trial process takes to start on a busy node
+
+
+def join_first_wave(trainers: dict[str, list], wave: str, expected: int,
+                    timeout_s: float = FIRST_WAVE_TIMEOUT_S, poll_s: float = 0.02) -> float:
+    """An arm's first trials wait, each in its own trial process, until `expected` of those
+    processes have started (at most `timeout_s`); returns the seconds waited.
+
+    Why: with reuse_actors=True, when a trial ends before the actor Tune is starting for the
+    next trial is up, Tune hands that trial the ended trial's actor, stops the actor it was
+    starting, and starts a new one for the trial after. When trials are shorter than an actor's
+    start-up (about 2 s on 2 busy cores; the paper's recipe trains in 0.2 s on digits) this
+    repeats for the whole arm: every new actor is stopped before its first trial, one trial runs
+    at a time and each discarded actor burns about 2 s of CPU. It hit 8 of 76 runs of the 1x MLP
+    arm in benchmarks/search_overhead.py (none of 20 since), whose wall then was 2.6x its ideal
+    instead of 1.4x. Once every slot's process is running a trial, Tune keeps and reuses all of them.
+
+    The search's first warm trainer counts the arrivals; polling it, not blocking in it, keeps
+    its threads free whatever the number of trials that wait."""
+    if not trainers or expected <= 1:
+        return 0.0
+    coordinator = trainers[min(trainers)][0]
+    started = time.monotonic()
+    try:
+        arrived = ray.get(coordinator.arrive.remote(wave))
+        while arrived < expected and time.monotonic() - started < timeout_s:
+            time.sleep(poll_s)
+            arrived = ray.get(coordinator.arrivals.remote(wave))
+    except RayActorError:
+        pass   # no coordinator: the trials run as Tune schedules them
+    return time.monotonic() - started
 
 
 def stream_from_warm_trainer(trainers: dict[str, list], params: dict, arm: dict, run: dict, seed: int):
