@@ -101,6 +101,9 @@ def print_overhead(label: str, run, cpus: int) -> None:
           f"+ wrap-up {started + wall - last_end:.1f} s")
     print(f"    ideal {ideal:.1f} s (sum of train seconds / {cpus}): wall / ideal {wall / ideal:.2f}x "
           f"(target <= 1.3x); trials (first start to last end) / ideal {trials / ideal:.2f}x")
+    # trials running at once, averaged over the trials' span: below the slots when Tune keeps a slot idle
+    running = sum(s[1] - s[0] for s in spans.values() if len(s) == 2) / trials
+    print(f"    trials running at once: {running:.2f} on average (of {cpus} slots)")
     print(f"    per-trial overhead (slot held - train seconds): median {statistics.median(overhead.values()):.2f} s "
           f"(target <= 0.5 s); each slot's first trial {', '.join(f'{overhead[t]:.2f}' for t in firsts)} s")
 
