@@ -41,9 +41,9 @@ def trainable(config: dict, data: list = None, arm: dict = None, run: dict = Non
     params = {k: v for k, v in config.items() if k != STUDY_TRIAL}
     # 1 + the Optuna number: the seeds trials had when Tune's 1-based trial index seeded them
     seed = run["seed"] + 1 + int(number or 0)
-    if trainers and run.get("wave") and run["wave"] not in _JOINED:
+    if run.get("wave") and run["wave"] not in _JOINED:
         _JOINED.add(run["wave"])   # only a process's first trial: later ones reuse a started actor
-        join_first_wave(trainers, run["wave"], int(run.get("first_wave", 0)))
+        join_first_wave(trainers, run["wave"], run["first_wave"])   # no trainers: returns at once
     log.restart()
     reports = None
     try:

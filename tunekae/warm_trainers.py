@@ -143,7 +143,7 @@ def join_first_wave(trainers: dict[str, list], wave: str, expected: int,
     start-up (about 2 s on 2 busy cores; the paper's recipe trains in 0.2 s on digits) this
     repeats for the whole arm: every new actor is stopped before its first trial, one trial runs
     at a time and each discarded actor burns about 2 s of CPU. It hit 8 of 76 runs of the 1x MLP
-    arm in benchmarks/search_overhead.py (none of 20 since), whose wall then was 2.6x its ideal
+    arm in benchmarks/search_overhead.py (none of 35 since), whose wall then was 2.6x its ideal
     instead of 1.4x. Once every slot's process is running a trial, Tune keeps and reuses all of them.
 
     The search's first warm trainer counts the arrivals; polling it, not blocking in it, keeps
