@@ -219,6 +219,10 @@ def test_trials_share_a_gpu_four_to_one_when_the_cluster_has_gpus(monkeypatch):
     assert search.resources(opts) == ({"cpu": 1, "gpu": 0.25}, 8)      # 2 GPUs / 0.25 bind before 16 CPUs
     opts.gpus_per_trial = 0
     assert search.resources(opts) == ({"cpu": 1, "gpu": 0}, 16)        # --gpus-per-trial 0: CPU trials
+    opts.max_concurrent = 3                                              # the flag caps trials at once, ...
+    assert search.resources(opts) == ({"cpu": 1, "gpu": 0}, 3)
+    assert search.trial_capacity({"cpu": 1, "gpu": 0.25}) == 8          # ... not what the cluster holds
+    opts.max_concurrent = None
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
     opts.gpus_per_trial = None
     assert search.resources(opts) == ({"cpu": 1, "gpu": 0.0}, 2)

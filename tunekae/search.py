@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -111,15 +111,21 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 
 def resources(opts: SearchOptions) -> tuple[dict, int]:
-    """One trial's resources and how many trials run at once. gpus_per_trial None: a quarter
-    GPU per trial when the cluster has GPUs (small models pack four to a GPU), else none."""
+    """One trial's resources and how many trials run at once: --max-concurrent, else as many as
+    the cluster holds. gpus_per_trial None: a quarter GPU per trial when the cluster has GPUs
+    (small models pack four to a GPU), else none."""
     total = ray.cluster_resources()
-    total_cpus, total_gpus = int(total.get("CPU", 1)), total.get("GPU", 0)
-    gpu = opts.gpus_per_trial if opts.gpus_per_trial is not None else (0.25 if total_gpus else 0.0)
+    gpu = opts.gpus_per_trial if opts.gpus_per_trial is not None else (0.25 if total.get("GPU", 0) else 0.0)
     per = {"cpu": opts.cpus_per_trial, "gpu": gpu}
-    by_cpu = int(total_cpus // max(opts.cpus_per_trial, 1e-9))
-    by_gpu = int(total_gpus // gpu) if gpu else by_cpu
-    return per, max(1, opts.max_concurrent or min(by_cpu, by_gpu))
+    return per, max(1, opts.max_concurrent or trial_capacity(per, total))
+
+
+def trial_capacity(per: dict, total: dict | None = None) -> int:
+    """How many trials asking for `per` the whole cluster (`total`: its resources) holds at once."""
+    total = ray.cluster_resources() if total is None else total
+    by_cpu = int(int(total.get("CPU", 1)) // max(per["cpu"], 1e-9))
+    by_gpu = int(total.get("GPU", 0) // per["gpu"]) if per["gpu"] else by_cpu
+    return max(1, min(by_cpu, by_gpu))
 
 
 def check_trial_fits(cpus: float, gpus: float, address: str | None, what: str = "a trial") -> None:
@@ -163,8 +169,7 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
     if not restore:
         # the trials that start together, each in its own process, and wait for one another
         # (warm_trainers.join_first_wave); a resumed arm may have fewer left, so none waits there
-        _, capacity = resources(replace(opts, max_concurrent=None))
-        run.update(wave=uuid.uuid4().hex, first_wave=min(concurrent, capacity, opts.samples))
+        run.update(wave=uuid.uuid4().hex, first_wave=min(concurrent, trial_capacity(per), opts.samples))
     fn = tune.with_resources(tune.with_parameters(trainable, data=data, arm=ctx.to_dict(), run=run,
                                                   trainers=trainers.by_node), per)
     storage_path = opts.storage or str((output / "ray").resolve())
