@@ -23,6 +23,16 @@ def tunekae(*args, env=ENV):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def finish(proc, timeout: float) -> str:
+    """The search's output once it exits; a search still running after `timeout` is killed
+    (with its Ray) and the test fails with what it printed, rather than leaving it behind."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"the search still ran after {timeout} s:\n{proc.communicate()[0]}")
+
+
 def test_an_address_where_no_cluster_answers_exits_2_at_once(tmp_path):
     # ray.init alone retries such an address for many minutes
     out = tmp_path / "run"
@@ -136,13 +146,14 @@ def _study_states(out: Path, arm: str) -> list[str]:
 
 
 def _saved_state(arm_dir: Path) -> dict[str, bytes] | None:
-    """Tune's saved experiment state (the files beside the trial folders), if it parses."""
-    files = {p.name: p.read_bytes() for p in arm_dir.glob("*") if p.is_file()}
-    states = [v for k, v in files.items() if k.startswith("experiment_state")]
-    try:
-        json.loads(states[0])
-    except (IndexError, ValueError):   # not written yet, or caught mid-write
-        return None
+    """Tune's saved experiment state (the files beside the trial folders), if every file is
+    whole: Tune copies them into place one by one, and one caught mid-copy is the case of
+    test_resume_when_tunes_saved_state_is_damaged, not of this race."""
+    from tunekae.tune_state import is_whole
+    files = {p.name: p.read_bytes() for p in arm_dir.glob("*") if p.is_file() and not p.name.startswith(".")}
+    states = [k for k in files if k.startswith("experiment_state")]
+    if not states or not all(is_whole(v) for v in files.values()):
+        return None                    # not written yet, or caught mid-write
     return files
 
 
@@ -181,8 +192,9 @@ def test_resume_when_the_optuna_journal_is_ahead_of_tunes_saved_state(tmp_path):
     (out / "arms" / f"{arm}.csv").unlink()
 
     resumed = tunekae("search", "--output", out, "--resume")
-    log, _ = resumed.communicate(timeout=400)
+    log = finish(resumed, timeout=400)
     assert resumed.returncode == 0, log
+    assert "saved state is damaged" not in log, log
     again = pd.read_csv(out / "results.csv")
     again = again[again["arm"] == arm].set_index("study_trial").sort_index()
     assert list(again.index) == list(range(6)) and (again["status"] == "ok").all()
@@ -190,6 +202,44 @@ def test_resume_when_the_optuna_journal_is_ahead_of_tunes_saved_state(tmp_path):
     assert list(again["val_loss"]) == list(first["val_loss"])
     assert list(again["train_seconds"]) == list(first["train_seconds"])
     assert _study_states(out, arm) == ["COMPLETE"] * 6
+
+
+@pytest.mark.parametrize("victim", ["searcher-state", "experiment_state"])
+def test_resume_when_tunes_saved_state_is_damaged(tmp_path, victim):
+    """A kill -9 while Tune copies its saved state into place leaves a file empty or cut short.
+    Tune's own restore then only logs an error and waited 600 s for a trial. The resumed search
+    sets the damaged state aside (nothing deleted) and runs the arm again from its Optuna
+    journal and trial logs: every finished trial replays, none trains again, none is added."""
+    out = tmp_path / "run"
+    arm = "mlp_b2128"
+    proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 3, "--epochs", 3,
+                   "--output", out, "--quiet")
+    log = finish(proc, timeout=400)
+    assert proc.returncode == 0, log
+    first = pd.read_csv(out / "results.csv")
+    first = first[first["arm"] == arm].set_index("study_trial").sort_index()
+    (out / "arms" / f"{arm}.csv").unlink()          # the kill came before the arm was recorded as done
+    state = next((out / "ray" / arm).glob(f"{victim}-*"))
+    whole = state.read_bytes()
+    state.write_bytes(whole[:len(whole) // 2] if victim == "experiment_state" else b"")
+
+    resumed = tunekae("search", "--output", out, "--resume")
+    log = finish(resumed, timeout=400)
+    assert resumed.returncode == 0, log
+    assert f"tunekae: {arm}: Tune's saved state is damaged ({state.name} (" in log, log
+    assert "Failed to restore" not in log, log
+    aside = list((out / "ray" / arm).glob("damaged-state-*"))
+    assert len(aside) == 1, aside
+    kept = {p.name for p in aside[0].iterdir()}                # every state file, none deleted
+    assert {state.name, "tuner.pkl"} <= kept and any(n.startswith("search_gen_state") for n in kept), kept
+    assert (aside[0] / state.name).read_bytes() == (b"" if victim == "searcher-state" else whole[:len(whole) // 2])
+    again = pd.read_csv(out / "results.csv")
+    assert len(again[again["arm"] == "kae_b2128"]) == 3   # the other arm, finished, untouched
+    again = again[again["arm"] == arm].set_index("study_trial").sort_index()
+    assert list(again.index) == [0, 1, 2] and (again["status"] == "ok").all()
+    assert list(again["val_loss"]) == list(first["val_loss"])           # replayed from the trial logs,
+    assert list(again["train_seconds"]) == list(first["train_seconds"])  # not trained again
+    assert _study_states(out, arm) == ["COMPLETE"] * 3                  # no trial added to the study
 
 
 def free_port() -> int:

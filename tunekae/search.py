@@ -32,6 +32,7 @@ from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
 from .trainable import trainable
 from .trial_log import log_dir
+from .tune_state import damaged, set_aside
 from .warm_trainers import WarmTrainers
 
 
@@ -163,6 +164,9 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
                data: list, trainers: WarmTrainers):
     """`data`: [ObjectRef of the splits], put in the object store once per search."""
     per, concurrent = resources(opts)
+    storage_path = opts.storage or str((output / "ray").resolve())
+    path = f"{storage_path.rstrip('/')}/{ctx.key}"
+    restore = restore and tune.Tuner.can_restore(path) and not _set_aside_if_damaged(path, ctx.key)
     run = {"input_dim": splits.input_dim, "latent_dim": space.latent_dim, "epochs": opts.epochs,
            "tolerance": space.tolerance, "seed": opts.seed, "threads": max(1, int(opts.cpus_per_trial)),
            "device": "cuda" if per["gpu"] else "cpu", "log_dir": log_dir(output, ctx.key)}
@@ -172,16 +176,20 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
         run.update(wave=uuid.uuid4().hex, first_wave=min(concurrent, trial_capacity(per), opts.samples))
     fn = tune.with_resources(tune.with_parameters(trainable, data=data, arm=ctx.to_dict(), run=run,
                                                   trainers=trainers.by_node), per)
-    storage_path = opts.storage or str((output / "ray").resolve())
-    path = f"{storage_path.rstrip('/')}/{ctx.key}"
-    if restore and tune.Tuner.can_restore(path):
+    if restore:
         return tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
     define = partial(ctx.arm.define, ctx=ctx)
-    start = starting_point(ctx, ctx.arm.define)
+    storage = study_storage(output, ctx.key)
+    # a journal with trials (Tune's state was damaged, or never saved): they are the arm's first
+    # trials, the starting point among them (enqueued again, it would be one trial too many)
+    journal = _journal_trials(storage, ctx.key)
+    start = None if journal else starting_point(ctx, ctx.arm.define)
     searcher = ResumableOptunaSearch(space=define, metric="val_loss", mode="min",
                                      points_to_evaluate=[start] if start else None,
                                      sampler=optuna.samplers.TPESampler(seed=opts.seed), study_name=ctx.key,
-                                     storage=study_storage(output, ctx.key))
+                                     storage=storage, log_dir=run["log_dir"], epochs=opts.epochs)
+    if journal:
+        searcher.adopt_journal()
     # time_attr is the reported epoch, not Tune's report count: a trial replaying its final
     # report after a resume is judged at the epoch it really reached
     scheduler = ASHAScheduler(time_attr="epoch", max_t=opts.epochs,
@@ -196,6 +204,26 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
                                   failure_config=tune.FailureConfig(max_failures=0),
                                   callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), *opts.callbacks]),
     )
+
+
+def _set_aside_if_damaged(path: str, arm_key: str) -> bool:
+    """True when Tune's saved state of the arm was damaged (tune_state.py) and is now set aside."""
+    broken = damaged(path)
+    if broken:
+        aside = set_aside(path)
+        print(f"tunekae: {arm_key}: Tune's saved state is damaged ({', '.join(broken)}), as a kill during "
+              f"Tune's save leaves it; it is kept in {aside}. The arm starts again from its Optuna journal and "
+              f"trial logs: finished trials replay their results, unfinished ones train again with their seeds",
+              file=sys.stderr)
+    return bool(broken)
+
+
+def _journal_trials(storage, arm_key: str) -> int:
+    """How many trials the arm's Optuna journal holds (0 when it has no study yet)."""
+    try:
+        return len(optuna.load_study(study_name=arm_key, storage=storage).get_trials(deepcopy=False))
+    except KeyError:
+        return 0
 
 
 def interrupted(grid, samples: int, output: Path, arm_key: str) -> bool:

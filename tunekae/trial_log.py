@@ -7,6 +7,10 @@ Each trial therefore appends every report it makes to DIR/trial_logs/<arm>/<stud
 *before* handing it to Tune. A restarted trial whose log ends in a final report sends that
 report again instead of training; a log without one (the trial was cut off mid-way) is
 discarded and the trial trains from the start.
+
+A trial that a scheduler (ASHA) stopped early has no final report in its log: the driver's
+searcher, which learns of the stop first, records the epoch it ended at beside the log
+(<study trial>.ended) before Optuna is told; that logged report is then the trial's final one.
 """
 from __future__ import annotations
 
@@ -29,17 +33,41 @@ class TrialLog:
         self.path = Path(directory) / f"{number}.jsonl" if directory and number is not None else None
         self._file = None
 
+    @property
+    def ended_path(self) -> Path | None:
+        return self.path.with_suffix(".ended") if self.path is not None else None
+
     def finished_report(self) -> dict | None:
-        """The final report of an earlier, finished run of this trial; None if there was none."""
+        """The final report of an earlier, finished run of this trial: the log's last report
+        when it is final, else the report of the epoch a scheduler stopped it at; None if that
+        run did not finish."""
         if self.path is None or not self.path.exists():
             return None
-        last = None
+        reports = []
         for line in self.path.read_text().splitlines():
             try:
-                last = json.loads(line)
+                reports.append(json.loads(line))
             except json.JSONDecodeError:   # a line cut off by the kill: that run did not finish
                 return None
-        return last if last is not None and is_final(last, self.epochs) else None
+        if reports and is_final(reports[-1], self.epochs):
+            return reports[-1]
+        ended = self._ended_epoch()
+        return next((r for r in reports if ended is not None and r.get("epoch") == ended), None)
+
+    def mark_ended(self, epoch: int) -> None:
+        """Record (driver side) that the trial ended at `epoch` though it had epochs left."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.ended_path.with_suffix(".ended.tmp")
+        tmp.write_text(json.dumps({"epoch": int(epoch)}))
+        os.replace(tmp, self.ended_path)   # whole or absent, whenever a kill comes
+
+    def _ended_epoch(self) -> int | None:
+        try:
+            return int(json.loads(self.ended_path.read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def restart(self) -> None:
         """Start the record afresh. A log that cannot be written (e.g. the output dir is not
@@ -48,6 +76,7 @@ class TrialLog:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.ended_path.unlink(missing_ok=True)   # an end this retrained run has not reached
             self._file = open(self.path, "w")
         except OSError as e:
             print(f"tunekae: cannot write the trial log {self.path} ({e}); a resume would retrain this trial",
