@@ -146,14 +146,16 @@ def _study_states(out: Path, arm: str) -> list[str]:
 
 
 def _saved_state(arm_dir: Path) -> dict[str, bytes] | None:
-    """Tune's saved experiment state (the files beside the trial folders), if every file is
-    whole: Tune copies them into place one by one, and one caught mid-copy is the case of
-    test_resume_when_tunes_saved_state_is_damaged, not of this race."""
-    from tunekae.tune_state import is_whole
+    """Tune's saved experiment state (the files beside the trial folders), if the files are
+    whole and from one save: Tune copies them into place one by one, and a state caught
+    mid-copy is the case of test_resume_when_tunes_saved_state_is_damaged, not of this race."""
+    from tunekae.tune_state import damaged, out_of_step
     files = {p.name: p.read_bytes() for p in arm_dir.glob("*") if p.is_file() and not p.name.startswith(".")}
-    states = [k for k in files if k.startswith("experiment_state")]
-    if not states or not all(is_whole(v) for v in files.values()):
-        return None                    # not written yet, or caught mid-write
+    with tempfile.TemporaryDirectory() as copy:   # checked as read: Tune may write on meanwhile
+        for name, data in files.items():
+            (Path(copy) / name).write_bytes(data)
+        if damaged(copy) or out_of_step(copy):
+            return None                # not written yet, or caught mid-copy
     return files
 
 
@@ -204,12 +206,14 @@ def test_resume_when_the_optuna_journal_is_ahead_of_tunes_saved_state(tmp_path):
     assert _study_states(out, arm) == ["COMPLETE"] * 6
 
 
-@pytest.mark.parametrize("victim", ["searcher-state", "experiment_state"])
-def test_resume_when_tunes_saved_state_is_damaged(tmp_path, victim):
-    """A kill -9 while Tune copies its saved state into place leaves a file empty or cut short.
-    Tune's own restore then only logs an error and waited 600 s for a trial. The resumed search
-    sets the damaged state aside (nothing deleted) and runs the arm again from its Optuna
-    journal and trial logs: every finished trial replays, none trains again, none is added."""
+# a file cut short takes the same way as an empty one (test_tune_state.py tells them apart)
+@pytest.mark.parametrize("victim, harm", [("searcher-state", "empty"), ("experiment_state", "a save behind")])
+def test_resume_when_tunes_saved_state_is_damaged(tmp_path, victim, harm):
+    """A kill -9 while Tune copies its saved state into place leaves a file empty or cut short,
+    or whole files from two saves. Tune's own restore then only logs an error and waited 600 s
+    for a trial. The resumed search sets that state aside (nothing deleted) and runs the arm
+    again from its Optuna journal and trial logs: every finished trial (ASHA stops some of
+    them early) replays, none trains again, none is added."""
     out = tmp_path / "run"
     arm = "mlp_b2128"
     proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 3, "--epochs", 3,
@@ -221,18 +225,28 @@ def test_resume_when_tunes_saved_state_is_damaged(tmp_path, victim):
     (out / "arms" / f"{arm}.csv").unlink()          # the kill came before the arm was recorded as done
     state = next((out / "ray" / arm).glob(f"{victim}-*"))
     whole = state.read_bytes()
-    state.write_bytes(whole[:len(whole) // 2] if victim == "experiment_state" else b"")
+    if harm == "a save behind":                     # as saved before the last trial was created
+        saved = json.loads(whole)
+        saved["trial_data"] = saved["trial_data"][:-1]
+        harmed = json.dumps(saved).encode()
+    else:
+        harmed = b"" if harm == "empty" else whole[:len(whole) // 2]
+    state.write_bytes(harmed)
 
     resumed = tunekae("search", "--output", out, "--resume")
     log = finish(resumed, timeout=400)
     assert resumed.returncode == 0, log
-    assert f"tunekae: {arm}: Tune's saved state is damaged ({state.name} (" in log, log
+    if harm == "a save behind":
+        assert f"tunekae: {arm}: Tune's saved state is out of step (search_gen_state-" in log, log
+        assert "counts 3 trials" in log and "has 2" in log, log
+    else:
+        assert f"tunekae: {arm}: Tune's saved state is damaged ({state.name} ({harm}" in log, log
     assert "Failed to restore" not in log, log
     aside = list((out / "ray" / arm).glob("damaged-state-*"))
     assert len(aside) == 1, aside
     kept = {p.name for p in aside[0].iterdir()}                # every state file, none deleted
     assert {state.name, "tuner.pkl"} <= kept and any(n.startswith("search_gen_state") for n in kept), kept
-    assert (aside[0] / state.name).read_bytes() == (b"" if victim == "searcher-state" else whole[:len(whole) // 2])
+    assert (aside[0] / state.name).read_bytes() == harmed
     again = pd.read_csv(out / "results.csv")
     assert len(again[again["arm"] == "kae_b2128"]) == 3   # the other arm, finished, untouched
     again = again[again["arm"] == arm].set_index("study_trial").sort_index()

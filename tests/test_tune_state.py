@@ -2,7 +2,7 @@
 import json
 import pickle
 
-from tunekae.tune_state import damaged, is_whole, set_aside
+from tunekae.tune_state import damaged, is_whole, out_of_step, set_aside
 
 
 def test_whole_json_and_pickles_pass_and_empty_or_cut_short_files_do_not():
@@ -41,3 +41,26 @@ def test_set_aside_moves_every_state_file_and_deletes_nothing(tmp_path):
     assert {p.name: p.read_bytes() for p in (tmp_path / aside.rsplit("/", 1)[1]).iterdir()} == files
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["trainable_1234", aside.rsplit("/", 1)[1]])
     assert damaged(str(tmp_path)) == []          # Tune starts afresh there
+
+
+def _save(folder, trials, counter, live, known):
+    """State files as one Tune save writes them (only the attributes out_of_step reads)."""
+    stamp = "2026-12-03_17-38-59"
+    data = [[json.dumps({"trial_id": t, "status": "RUNNING"}), "{}"] for t in trials]
+    (folder / f"experiment_state-{stamp}.json").write_text(json.dumps({"trial_data": data}))
+    (folder / f"search_gen_state-{stamp}.json").write_bytes(
+        pickle.dumps({"counter": counter, "name:ConcurrencyLimiter": {"live_trials": set(live)}}))
+    (folder / f"searcher-state-{stamp}.pkl").write_bytes(pickle.dumps({"_ot_trials": {t: None for t in known}}))
+
+
+def test_out_of_step_finds_files_from_different_saves(tmp_path):
+    _save(tmp_path, ["a", "b"], 2, ["b"], ["a", "b"])
+    assert out_of_step(str(tmp_path)) == []                                   # one save
+    _save(tmp_path, ["a"], 2, ["b"], ["a", "b"])                               # experiment a save behind
+    problems = out_of_step(str(tmp_path))
+    assert len(problems) == 3 and "counts 2 trials" in problems[0] and "holds 1 trial(s)" in problems[1]
+    _save(tmp_path, ["a", "b"], 2, [], ["a"])                                  # searcher a save behind
+    assert out_of_step(str(tmp_path)) == ["searcher-state-2026-12-03_17-38-59.pkl knows 1 trials, 1 of the "
+                                          "experiment's 2"]
+    (tmp_path / "searcher-state-2026-12-03_17-38-59.pkl").unlink()
+    assert out_of_step(str(tmp_path)) == ["no searcher-state file"]

@@ -5,15 +5,22 @@ searcher's pickles, tuner.pkl) in a staging folder and then copies the files to 
 path one by one, not atomically. A kill -9 during that copy leaves a file there empty or cut
 short (a test caught it: an empty searcher-state pickle). Tuner.restore then only logs "Failed
 to restore the run state" and goes on with a half-restored searcher, and Tune waited for a
-trial from it for 600 s. So a resume checks the files first. When one is damaged, the search
-keeps them aside and starts the arm again from its Optuna journal and trial logs
-(search.make_tuner).
+trial from it for 600 s. The same kill can leave whole files from two different saves, out of
+step with one another: a searcher that never saw a trial Tune restores (its reports then fail),
+or a concurrency limiter holding a trial Tune no longer has (with one trial at a time, Tune then
+waits forever). So a resume checks the files first. When they are damaged or out of step, the
+search keeps them aside and starts the arm again from its Optuna journal and trial logs
+(search.make_tuner), which is always safe.
+
+out_of_step reads Tune's and OptunaSearch's saved attributes (Ray 2.60). A Ray that saves them
+differently makes every resume take that safe way; the resume tests would show it.
 
 Paths are local folders or URIs that pyarrow opens (a cloud --storage), as Tune's own are.
 """
 from __future__ import annotations
 
 import json
+import pickle
 import pickletools
 import re
 import time
@@ -48,19 +55,58 @@ def is_whole(data: bytes) -> bool:
         return False
 
 
-def damaged(path: str) -> list[str]:
-    """The damaged files among those Tune reads on restore (the newest of each kind), each as
-    'name (why)'; [] when the state is whole."""
-    fs, base = _fs(path)
+def _newest(fs, base: str) -> dict[str, str]:
+    """The file Tune reads of each kind (experiment_state, searcher-state, ...): the newest."""
     newest: dict[str, str] = {}
     for name in _state_files(fs, base):          # sorted: a later session's stamp sorts later
         newest[_SESSION.split(name)[0]] = name
+    return newest
+
+
+def _read(fs, base: str, name: str) -> bytes:
+    with fs.open_input_stream(f"{base}/{name}") as f:
+        return f.read()
+
+
+def damaged(path: str) -> list[str]:
+    """The damaged files among those Tune reads on restore, each as 'name (why)'; [] when the
+    state is whole."""
+    fs, base = _fs(path)
     out = []
-    for name in newest.values():
-        with fs.open_input_stream(f"{base}/{name}") as f:
-            data = f.read()
+    for name in _newest(fs, base).values():
+        data = _read(fs, base, name)
         if not is_whole(data):
             out.append(f"{name} ({'empty' if not data else f'cut short at {len(data):,} bytes'})")
+    return out
+
+
+def out_of_step(path: str) -> list[str]:
+    """Why whole state files cannot be from one save; [] when they agree. In one save, the
+    search generator has created exactly the experiment's trials, the searcher knows exactly
+    those, and the concurrency limiter's live trials are among them."""
+    fs, base = _fs(path)
+    newest = _newest(fs, base)
+    missing = [kind for kind in ("experiment_state", "search_gen_state", "searcher-state") if kind not in newest]
+    if missing:
+        return [f"no {', '.join(missing)} file"]
+    try:
+        experiment = json.loads(_read(fs, base, newest["experiment_state"]))
+        trials = {json.loads(t[0])["trial_id"] for t in experiment["trial_data"]}
+        generator = pickle.loads(_read(fs, base, newest["search_gen_state"]))
+        counter = int(generator["counter"])
+        live = set(generator.get("name:ConcurrencyLimiter", {}).get("live_trials", ()))
+        known = set(pickle.loads(_read(fs, base, newest["searcher-state"]))["_ot_trials"])
+    except Exception as e:   # noqa: BLE001 - whatever the reason, Tune could not restore it either
+        return [f"unreadable ({type(e).__name__}: {e})"]
+    out = []
+    if counter != len(trials):
+        out.append(f"{newest['search_gen_state']} counts {counter} trials, {newest['experiment_state']} "
+                   f"has {len(trials)}")
+    if live - trials:
+        out.append(f"the concurrency limiter holds {len(live - trials)} trial(s) the experiment lacks")
+    if known != trials:
+        out.append(f"{newest['searcher-state']} knows {len(known)} trials, {len(known & trials)} of the "
+                   f"experiment's {len(trials)}")
     return out
 
 
