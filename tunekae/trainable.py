@@ -33,6 +33,11 @@ def trainable(config: dict, data: list = None, arm: dict = None, run: dict = Non
     The trial's Optuna number seeds it and names its log, so a trial rerun after a kill -9
     replays its final report when it had finished, and otherwise retrains with the same seed."""
     number = config.get(STUDY_TRIAL)
+    if run.get("wave") and run["wave"] not in _JOINED:
+        # only a process's first trial: later ones reuse a started actor. Also a trial that
+        # replays (an arm rerun from its journal): it would end at once, the very case to avoid
+        _JOINED.add(run["wave"])
+        join_first_wave(trainers, run["wave"], run["first_wave"])   # no trainers: returns at once
     log = TrialLog(run.get("log_dir"), number, run["epochs"])
     finished = log.finished_report()
     if finished is not None:
@@ -41,9 +46,6 @@ def trainable(config: dict, data: list = None, arm: dict = None, run: dict = Non
     params = {k: v for k, v in config.items() if k != STUDY_TRIAL}
     # 1 + the Optuna number: the seeds trials had when Tune's 1-based trial index seeded them
     seed = run["seed"] + 1 + int(number or 0)
-    if run.get("wave") and run["wave"] not in _JOINED:
-        _JOINED.add(run["wave"])   # only a process's first trial: later ones reuse a started actor
-        join_first_wave(trainers, run["wave"], run["first_wave"])   # no trainers: returns at once
     log.restart()
     reports = None
     try:
