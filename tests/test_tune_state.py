@@ -25,6 +25,7 @@ def test_damaged_names_the_newest_file_of_each_kind_that_tune_would_read(tmp_pat
     (tmp_path / "trainable_1234").mkdir()
     (tmp_path / "trainable_1234" / "result.json").write_text("{cut")                 # a trial's file
     assert damaged(str(tmp_path)) == ["searcher-state-2026-12-03_18-00-00.pkl (cut short at 5 bytes)"]
+    assert damaged(f"file://{tmp_path}") == damaged(str(tmp_path))   # --storage URIs, as pyarrow opens them
     (tmp_path / "tuner.pkl").write_bytes(b"")
     assert "tuner.pkl (empty)" in damaged(str(tmp_path))
     assert damaged(str(tmp_path / "no such arm")) == []
