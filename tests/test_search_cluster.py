@@ -149,13 +149,10 @@ def _saved_state(arm_dir: Path) -> dict[str, bytes] | None:
     """Tune's saved experiment state (the files beside the trial folders), if the files are
     whole and from one save: Tune copies them into place one by one, and a state caught
     mid-copy is the case of test_resume_when_tunes_saved_state_is_damaged, not of this race."""
-    from tunekae.tune_state import damaged, out_of_step
+    from tunekae.tune_state import problems
     files = {p.name: p.read_bytes() for p in arm_dir.glob("*") if p.is_file() and not p.name.startswith(".")}
-    with tempfile.TemporaryDirectory() as copy:   # checked as read: Tune may write on meanwhile
-        for name, data in files.items():
-            (Path(copy) / name).write_bytes(data)
-        if damaged(copy) or out_of_step(copy):
-            return None                # not written yet, or caught mid-copy
+    if problems(files)[1]:             # checked as read (Tune may write on meanwhile)
+        return None                    # not written yet, or caught mid-copy
     return files
 
 

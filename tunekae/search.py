@@ -32,7 +32,7 @@ from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
 from .trainable import trainable
 from .trial_log import log_dir
-from .tune_state import damaged, out_of_step, set_aside
+from .tune_state import newest_state, problems, set_aside
 from .warm_trainers import WarmTrainers
 
 
@@ -209,9 +209,7 @@ def make_tuner(ctx: ArmContext, space: Space, opts: SearchOptions, splits, outpu
 def _set_aside_if_damaged(path: str, arm_key: str) -> bool:
     """True when Tune's saved state of the arm was damaged or out of step (tune_state.py) and
     is now set aside."""
-    broken = damaged(path)
-    what = "damaged" if broken else "out of step"
-    broken = broken or out_of_step(path)
+    what, broken = problems(newest_state(path))
     if broken:
         aside = set_aside(path)
         print(f"tunekae: {arm_key}: Tune's saved state is {what} ({'; '.join(broken)}), as a kill during "

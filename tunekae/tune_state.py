@@ -38,8 +38,8 @@ def _fs(path: str):
 def _state_files(fs, base: str) -> list[str]:
     """Names of the state files directly in the experiment folder (not the trials' folders)."""
     infos = fs.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-    return sorted(i.base_name for i in infos if i.type == pafs.FileType.File
-                  and not i.base_name.startswith(".") and i.base_name.endswith((".json", ".pkl")))
+    return [i.base_name for i in infos if i.type == pafs.FileType.File
+            and not i.base_name.startswith(".") and i.base_name.endswith((".json", ".pkl"))]
 
 
 def is_whole(data: bytes) -> bool:
@@ -55,47 +55,63 @@ def is_whole(data: bytes) -> bool:
         return False
 
 
-def _newest(fs, base: str) -> dict[str, str]:
-    """The file Tune reads of each kind (experiment_state, searcher-state, ...): the newest."""
+def newest_state(path: str) -> dict[str, bytes]:
+    """The files Tune reads on restore, by name: the newest of each kind (experiment_state,
+    searcher-state, ...), each read once."""
+    fs, base = _fs(path)
+    out = {}
+    for name in _newest(_state_files(fs, base)).values():
+        with fs.open_input_stream(f"{base}/{name}") as f:
+            out[name] = f.read()
+    return out
+
+
+def _newest(names) -> dict[str, str]:
+    """Of each kind of state file, the newest name."""
     newest: dict[str, str] = {}
-    for name in _state_files(fs, base):          # sorted: a later session's stamp sorts later
+    for name in sorted(names):                   # a later session's stamp sorts later
         newest[_SESSION.split(name)[0]] = name
     return newest
 
 
-def _read(fs, base: str, name: str) -> bytes:
-    with fs.open_input_stream(f"{base}/{name}") as f:
-        return f.read()
+def problems(files: dict[str, bytes]) -> tuple[str, list[str]]:
+    """('damaged', reasons) when a file Tune reads is not whole, else ('out of step', reasons),
+    with no reasons when the state can be restored. `files`: state files by name."""
+    files = {name: files[name] for name in _newest(files).values()}
+    broken = _damaged(files)
+    return ("damaged", broken) if broken else ("out of step", _out_of_step(files))
 
 
 def damaged(path: str) -> list[str]:
     """The damaged files among those Tune reads on restore, each as 'name (why)'; [] when the
     state is whole."""
-    fs, base = _fs(path)
-    out = []
-    for name in _newest(fs, base).values():
-        data = _read(fs, base, name)
-        if not is_whole(data):
-            out.append(f"{name} ({'empty' if not data else f'cut short at {len(data):,} bytes'})")
-    return out
+    return _damaged(newest_state(path))
 
 
 def out_of_step(path: str) -> list[str]:
-    """Why whole state files cannot be from one save; [] when they agree. In one save, the
-    search generator has created exactly the experiment's trials, the searcher knows exactly
-    those, and the concurrency limiter's live trials are among them."""
-    fs, base = _fs(path)
-    newest = _newest(fs, base)
+    """Why whole state files cannot be from one save; [] when they agree."""
+    return _out_of_step(newest_state(path))
+
+
+def _damaged(files: dict[str, bytes]) -> list[str]:
+    return [f"{name} ({'empty' if not data else f'cut short at {len(data):,} bytes'})"
+            for name, data in files.items() if not is_whole(data)]
+
+
+def _out_of_step(files: dict[str, bytes]) -> list[str]:
+    """In one save, the search generator has created exactly the experiment's trials, the
+    searcher knows exactly those, and the concurrency limiter's live trials are among them."""
+    newest = _newest(files)
     missing = [kind for kind in ("experiment_state", "search_gen_state", "searcher-state") if kind not in newest]
     if missing:
         return [f"no {', '.join(missing)} file"]
     try:
-        experiment = json.loads(_read(fs, base, newest["experiment_state"]))
+        experiment = json.loads(files[newest["experiment_state"]])
         trials = {json.loads(t[0])["trial_id"] for t in experiment["trial_data"]}
-        generator = pickle.loads(_read(fs, base, newest["search_gen_state"]))
+        generator = pickle.loads(files[newest["search_gen_state"]])
         counter = int(generator["counter"])
         live = set(generator.get("name:ConcurrencyLimiter", {}).get("live_trials", ()))
-        known = set(pickle.loads(_read(fs, base, newest["searcher-state"]))["_ot_trials"])
+        known = set(pickle.loads(files[newest["searcher-state"]])["_ot_trials"])
     except Exception as e:   # noqa: BLE001 - whatever the reason, Tune could not restore it either
         return [f"unreadable ({type(e).__name__}: {e})"]
     out = []
