@@ -287,7 +287,7 @@ def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
             time.sleep(0.5)
         proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 2, "--epochs", 2,
                        "--output", out, "--quiet", "--address", "auto")
-        log, _ = proc.communicate(timeout=300)
+        log = finish(proc, timeout=300)
         assert proc.returncode == 0, log
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v0/actors?limit=1000", timeout=30) as r:
             body = json.loads(r.read())
