@@ -5,6 +5,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 PYPROJECT = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+DEPENDENCIES = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["test"]
 
 
 def _pins() -> dict[str, str]:
@@ -20,8 +21,7 @@ def _pins() -> dict[str, str]:
 def test_every_pin_lies_in_the_range_pip_users_get():
     # a pin outside its range makes pip fail to resolve when ./venv-run builds a fresh venv
     pins = _pins()
-    deps = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["test"]
-    for line in deps:
+    for line in DEPENDENCIES:
         req = Requirement(line)
         if req.name.lower() in pins:
             assert req.specifier.contains(pins[req.name.lower()]), (line, pins[req.name.lower()])
@@ -30,6 +30,5 @@ def test_every_pin_lies_in_the_range_pip_users_get():
 def test_every_direct_dependency_but_torch_is_pinned():
     # torch and torchvision are pinned by ./venv-run itself (the releases on the machine's disk)
     pins = _pins()
-    deps = PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["test"]
-    unpinned = {Requirement(d).name.lower() for d in deps} - set(pins) - {"torch", "torchvision"}
+    unpinned = {Requirement(d).name.lower() for d in DEPENDENCIES} - set(pins) - {"torch", "torchvision"}
     assert not unpinned, unpinned

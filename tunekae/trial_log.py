@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from .results import write_atomic
+
 STUDY_TRIAL = "study_trial"   # the Tune config key holding a trial's Optuna trial number
 
 
@@ -59,9 +61,8 @@ class TrialLog:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.ended_path.with_suffix(".ended.tmp")
-        tmp.write_text(json.dumps({"epoch": int(epoch)}))
-        os.replace(tmp, self.ended_path)   # whole or absent, whenever a kill comes
+        # whole or absent, whenever a kill comes
+        write_atomic(self.ended_path, lambda tmp: tmp.write_text(json.dumps({"epoch": int(epoch)})))
 
     def _ended_epoch(self) -> int | None:
         try:
