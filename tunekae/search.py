@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 import uuid
@@ -27,6 +26,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from .ctrl_c import CtrlC
 from .errors import UserError
+from .ray_address import (START_A_CLUSTER, check_reachable, refused_token, requested, token_auth_on,
+                          token_refused_message)
 from .results import arm_rows, summarize_arm, write_atomic, write_results
 from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
@@ -54,12 +55,13 @@ class SearchOptions:
 
 def connect(address: str | None, num_cpus: int | None = None) -> str | None:
     """Start or attach to Ray; returns the dashboard URL when one is up. An address where no
-    Ray cluster answers is the user's to fix (UserError), not a traceback or a hang."""
+    Ray cluster answers, or whose cluster refuses this process's token, is the user's to fix
+    (UserError), not a traceback or a hang (ray_address.py)."""
     if ray.is_initialized():
         return None
-    address = address or os.environ.get("RAY_ADDRESS")
+    address, named = requested(address)
     if address:
-        _check_reachable(address)
+        check_reachable(address, named)
     # Without an address, always a fresh local Ray: a bare ray.init() joins whatever cluster
     # /tmp/ray/ray_current_cluster names, and hangs when that cluster is gone.
     kwargs = {"address": address} if address else {"address": "local", "num_cpus": num_cpus,
@@ -67,48 +69,12 @@ def connect(address: str | None, num_cpus: int | None = None) -> str | None:
     try:
         ctx = ray.init(logging_level="WARNING", log_to_driver=True, **kwargs)
     except ConnectionError as e:
-        raise UserError(f"cannot attach to a Ray cluster at {address}: {str(e).splitlines()[0]} "
+        if refused_token(e):
+            raise UserError(token_refused_message(named)) from None
+        raise UserError(f"cannot attach to a Ray cluster at {named}: {str(e).splitlines()[0]} "
                         f"{START_A_CLUSTER}") from None
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
-
-
-START_A_CLUSTER = "(start one with `ray start --head`, or leave out --address and RAY_ADDRESS for a local Ray)"
-
-
-def _where_auto_points(address: str) -> str:
-    """'auto' is RAY_ADDRESS, else the address of the last `ray start` on this machine, which Ray
-    keeps in <ray temp dir>/ray_current_cluster. That file outlives a head killed with -9 (or a
-    reboot), and ray.init then retries the dead address for many minutes. Read with Ray's own
-    reader; without it (a Ray that moved it), 'auto' stays Ray's to resolve."""
-    if address != "auto":
-        return address
-    env = os.environ.get("RAY_ADDRESS")
-    if env and env != "auto":
-        return env
-    try:
-        from ray._private.utils import read_ray_address
-        return read_ray_address() or address
-    except Exception:  # noqa: BLE001 - private API: when it fails, Ray resolves 'auto' itself
-        return address
-
-
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """ray.init keeps retrying for many minutes when nothing listens at host:port (a typo, a
-    stopped head); a TCP connect answers within seconds. 'auto' is probed where it leads (the
-    recorded cluster); an unresolved 'auto' is left to Ray, which fails fast when it finds no
-    running cluster."""
-    target = _where_auto_points(address)
-    host, sep, port = target.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-    except OSError as e:
-        where = address if target == address else f"{address} ({target}, the last `ray start` here; " \
-                                                   f"`ray stop` forgets a cluster that is gone)"
-        raise UserError(f"cannot attach to a Ray cluster at {where}: nothing answers there ({e}) "
-                        f"{START_A_CLUSTER}") from None
 
 
 def resources(opts: SearchOptions) -> tuple[dict, int]:
@@ -259,7 +225,9 @@ def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOpt
         per, _ = resources(opts)
         check_trial_fits(per["cpu"], per["gpu"], opts.address)
     if dashboard:
-        print(f"tunekae: Ray dashboard at {dashboard}", file=sys.stderr)
+        # Ray 2.60 turns token authentication on for a local Ray: the page then asks for the token
+        token = " (it asks for the token that `ray get-auth-token` prints)" if token_auth_on() else ""
+        print(f"tunekae: Ray dashboard at {dashboard}{token}", file=sys.stderr)
     try:   # only now: bad flags or no cluster leave nothing behind
         output.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -1,0 +1,107 @@
+"""--address / RAY_ADDRESS judged before ray.init, which would retry for minutes: web addresses,
+ports where something other than Ray answers, and what is left to Ray (an HTTP/2 server,
+silence, a TLS cluster). The token refusal of a real cluster is tested in test_search_cluster."""
+import http.server
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from tunekae.errors import UserError
+from tunekae.ray_address import check_reachable, requested
+
+# What Ray 2.60's GCS sent on a connection that began with the HTTP/2 preface: its SETTINGS frame
+GCS_SETTINGS = bytes.fromhex("000018040000000000000400400000000500400000000600004000fe0300000001")
+
+
+def serve(reply: bytes | None):
+    """A one-shot TCP server on a free port that reads the client's first bytes and answers
+    `reply` (None: says nothing until the client leaves). Returns its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        conn, _ = listener.accept()
+        with conn, listener:
+            conn.recv(64)
+            if reply is not None:
+                conn.sendall(reply)
+            conn.settimeout(10)
+            try:
+                conn.recv(64)     # until the client closes
+            except OSError:
+                pass
+
+    threading.Thread(target=answer, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def web_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_an_http2_server_like_rays_gcs_passes():
+    check_reachable(f"127.0.0.1:{serve(GCS_SETTINGS)}", "the address")
+
+
+def test_silence_is_left_to_ray():
+    check_reachable(f"127.0.0.1:{serve(None)}", "the address")
+
+
+def test_a_web_server_is_not_a_ray_cluster():
+    server = web_server()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(UserError) as e:
+            check_reachable(address, address)
+    finally:
+        server.shutdown()
+    text = str(e.value)
+    assert text.startswith(f"cannot attach to a Ray cluster at {address}: something other than Ray answers")
+    assert "Ray dashboard" in text and "host:6379" in text and "ray job submit" in text
+
+
+def test_an_http_status_line_is_quoted():
+    port = serve(b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n\r\n")
+    with pytest.raises(UserError, match="it replied 'HTTP/1.0 400 Bad Request'"):
+        check_reachable(f"127.0.0.1:{port}", "x")
+
+
+def test_with_tls_a_reply_that_is_not_http2_is_left_to_ray(monkeypatch):
+    # a TLS GCS answers a plain-text preface with a TLS alert record, not an HTTP/2 frame
+    monkeypatch.setenv("RAY_USE_TLS", "1")
+    check_reachable(f"127.0.0.1:{serve(bytes.fromhex('15030300020250'))}", "x")
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:8265", "https://ray.example.org"])
+def test_a_web_address_is_refused_without_connecting(address):
+    with pytest.raises(UserError, match="that is a web address; give the cluster's address"):
+        check_reachable(address, address)
+
+
+def test_ray_address_is_named_as_the_source(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert requested(None) == ("10.0.0.5:6379", "10.0.0.5:6379 (from RAY_ADDRESS)")
+    assert requested("auto") == ("auto", "auto")
+    monkeypatch.delenv("RAY_ADDRESS")
+    assert requested(None) == (None, "")
+
+
+def test_the_cli_refuses_the_dashboard_port_at_once(tmp_path):
+    """RAY_ADDRESS=http://...:8265 is what Ray's docs set for `ray job submit`; a search that
+    inherits it, or is given the dashboard's port, exits 2 and writes nothing."""
+    server = web_server()
+    out = tmp_path / "run"
+    env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{server.server_address[1]}"}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tunekae", "search", "--space", "kae_vs_mlp", "--output", out],
+                              env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 2, proc.stderr
+    assert f"(from RAY_ADDRESS): something other than Ray answers there" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()

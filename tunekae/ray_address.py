@@ -1,0 +1,124 @@
+"""Where --address (or RAY_ADDRESS) leads, checked before ray.init and explained after it fails.
+
+ray.init retries an address for minutes when nothing listens there (a typo, a stopped head) and
+for longer still when something that is not Ray listens there (the dashboard's port 8265, which
+`ray job submit` takes and Ray's docs put in RAY_ADDRESS). A cluster with token authentication
+(Ray 2.60 turns it on for `ray start --head` once ~/.ray/auth_token exists) refuses a driver
+without its token, and ray.init then says only "Failed to connect". Each of these is the user's
+to fix: a UserError naming what to change, within seconds where a socket can tell.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+from .errors import UserError
+
+START_A_CLUSTER = "(start one with `ray start --head`, or leave out --address and RAY_ADDRESS for a local Ray)"
+GIVE_THE_GCS = ("give the cluster's address, the one `ray start --head` printed (host:6379 by default), or "
+                "`auto` on one of its nodes; the dashboard's address is for `ray job submit`")
+TOKEN_HELP = ("set RAY_AUTH_MODE=token and give the cluster's token (`ray get-auth-token` on its head prints "
+              "it) in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+# The first bytes a client sends on an HTTP/2 (gRPC) connection; Ray's GCS answers with its own
+# SETTINGS frame, an HTTP/1 server (the dashboard) with a status line or an error page.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def requested(address: str | None) -> tuple[str | None, str]:
+    """The address to attach to (None: start a local Ray) and how to name where it came from."""
+    if address:
+        return address, address
+    env = os.environ.get("RAY_ADDRESS")
+    return (env, f"{env} (from RAY_ADDRESS)") if env else (None, "")
+
+
+def where_auto_points(address: str) -> str:
+    """'auto' is RAY_ADDRESS, else the address of the last `ray start` on this machine, which Ray
+    keeps in <ray temp dir>/ray_current_cluster. That file outlives a head killed with -9 (or a
+    reboot), and ray.init then retries the dead address for many minutes. Read with Ray's own
+    reader; without it (a Ray that moved it), 'auto' stays Ray's to resolve."""
+    if address != "auto":
+        return address
+    env = os.environ.get("RAY_ADDRESS")
+    if env and env != "auto":
+        return env
+    try:
+        from ray._private.utils import read_ray_address
+        return read_ray_address() or address
+    except Exception:  # noqa: BLE001 - private API: when it fails, Ray resolves 'auto' itself
+        return address
+
+
+def check_reachable(address: str, named: str, timeout_s: float = 5.0) -> None:
+    """UserError unless a Ray cluster may answer at `address` (`named`: how the user gave it).
+    'auto' is probed where it leads (the recorded cluster); an unresolved 'auto' is left to Ray,
+    which fails fast when it finds no running cluster."""
+    target = where_auto_points(address)
+    where = named if target == address else f"{named} ({target}, the last `ray start` here; " \
+                                            f"`ray stop` forgets a cluster that is gone)"
+    if target.startswith(("http://", "https://")):
+        raise UserError(f"cannot attach to a Ray cluster at {where}: that is a web address; {GIVE_THE_GCS}")
+    host, sep, port = target.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s)
+    except OSError as e:
+        raise UserError(f"cannot attach to a Ray cluster at {where}: nothing answers there ({e}) "
+                        f"{START_A_CLUSTER}") from None
+    with conn:
+        reply = _first_reply(conn)
+    # Only a reply that is there and is not HTTP/2 is judged: silence is left to Ray, and with
+    # RAY_USE_TLS the GCS speaks TLS, whose first bytes are no HTTP/2 frame either.
+    if reply and not _is_http2_settings(reply) and os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):
+        raise UserError(f"cannot attach to a Ray cluster at {where}: something other than Ray answers there "
+                        f"(it replied {_first_line(reply)!r}; the Ray dashboard, on 8265 by default, is a web "
+                        f"server); {GIVE_THE_GCS}")
+
+
+def _first_reply(conn: socket.socket, timeout_s: float = 2.0) -> bytes:
+    conn.settimeout(timeout_s)
+    try:
+        conn.sendall(HTTP2_PREFACE)
+        return conn.recv(64)
+    except OSError:
+        return b""
+
+
+def _is_http2_settings(reply: bytes) -> bool:
+    """An HTTP/2 frame header: 3 bytes length, type 4 (SETTINGS), flags, stream 0."""
+    return len(reply) >= 9 and reply[3] == 4 and reply[5:9] == b"\0\0\0\0"
+
+
+def _first_line(reply: bytes) -> str:
+    text = reply.decode("latin-1").splitlines()[0] if reply.strip() else ""
+    return "".join(c if c.isprintable() else "?" for c in text)[:60]
+
+
+def refused_token(error: BaseException) -> bool:
+    """Whether ray.init failed because the cluster refused this driver's token (or its lack of
+    one). Ray wraps the GCS client's AuthenticationError, with its traceback as text, into a
+    RuntimeError inside the ConnectionError it raises."""
+    from ray.exceptions import AuthenticationError
+    seen = error
+    while seen is not None:
+        if isinstance(seen, AuthenticationError) or "InvalidAuthToken" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def token_refused_message(named: str) -> str:
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        sent = ("a token it does not accept (Ray reads RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH "
+                "names, else ~/.ray/auth_token)")
+    else:
+        sent = "no token (Ray sends one only with RAY_AUTH_MODE=token, or to `auto` when ~/.ray/auth_token exists)"
+    return (f"cannot attach to a Ray cluster at {named}: it uses token authentication and this process "
+            f"sent {sent}; {TOKEN_HELP}")
+
+
+def token_auth_on() -> bool:
+    """After ray.init: whether this driver talks to Ray with a token. Ray sets RAY_AUTH_MODE=token
+    in the driver's environment when it turns token authentication on by itself."""
+    return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
