@@ -2,12 +2,14 @@
 `ray start --head` cluster whose trials show in the dashboard's HTTP API."""
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -260,25 +262,48 @@ def free_port() -> int:
 
 
 def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
-    """`ray start --head --block` in its own process group: stopping it ends only this cluster
+    """README's way under Ray's own defaults: once ~/.ray/auth_token exists (a first local run
+    writes it), `ray start --head` turns token authentication on, `--address auto` finds the
+    token, an explicit address does not send it, and the dashboard's API wants it. HOME is a
+    fresh folder, so the user's own token is never read or written.
+    `ray start --head --block` runs in its own process group: stopping it ends only this cluster
     (`ray stop` would end every Ray cluster on the machine, a user's running search included)."""
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    token = secrets.token_hex(32)
+    (home / ".ray" / "auth_token").write_text(token)
+    env = {**{k: v for k, v in ENV.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}, "HOME": str(home)}
+    authorized = {"Authorization": f"Bearer {token}"}
     ray_bin = str(Path(sys.executable).parent / "ray")
     port, gcs_port = free_port(), free_port()
     head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--num-cpus", "2", "--dashboard-port", str(port),
                              "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--disable-usage-stats",
                              "--port", str(gcs_port)],
-                            env=ENV, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    api = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.time() + 180
         while True:                                  # the dashboard answers once the head is up
             assert head.poll() is None, "ray start --head failed:\n" + head.stdout.read()
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=5):
+                with urllib.request.urlopen(urllib.request.Request(f"{api}/version", headers=authorized), timeout=5):
                     break
             except OSError:
                 assert time.time() < deadline, "the Ray dashboard never came up"
                 time.sleep(1)
+        with pytest.raises(urllib.error.HTTPError) as refused:   # token authentication is on
+            urllib.request.urlopen(f"{api}/v0/actors", timeout=30)
+        assert refused.value.code == 401
         out = tmp_path / "attached"
+        # an explicit address sends no token unless RAY_AUTH_MODE=token: ray.init alone says
+        # only "Failed to connect"
+        proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 2, "--epochs", 2,
+                       "--output", out, "--quiet", "--address", f"127.0.0.1:{gcs_port}", env=env)
+        log = finish(proc, timeout=180)
+        assert proc.returncode == 2, log
+        assert f"cannot attach to a Ray cluster at 127.0.0.1:{gcs_port}: it uses token authentication" in log
+        assert "sent no token" in log and "RAY_AUTH_MODE=token" in log and "Traceback" not in log
+        assert not out.exists()
         # README's way: --address auto finds the cluster `ray start` recorded (it writes the
         # record a few seconds after the dashboard answers)
         current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
@@ -286,10 +311,12 @@ def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
             assert time.time() < deadline, "ray start --head never recorded its address"
             time.sleep(0.5)
         proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 2, "--epochs", 2,
-                       "--output", out, "--quiet", "--address", "auto")
+                       "--output", out, "--quiet", "--address", "auto", env=env)
         log = finish(proc, timeout=300)
         assert proc.returncode == 0, log
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v0/actors?limit=1000", timeout=30) as r:
+        assert f"Ray dashboard at http://127.0.0.1:{port} (it asks for the token that `ray get-auth-token`" in log
+        request = urllib.request.Request(f"{api}/v0/actors?limit=1000", headers=authorized)
+        with urllib.request.urlopen(request, timeout=30) as r:
             body = json.loads(r.read())
         actors = body["data"]["result"]["result"]
         classes = [a.get("class_name") for a in actors]
