@@ -1,5 +1,5 @@
-"""Search as a user runs it from a shell: resume after kill -9, and a run attached to a
-`ray start --head` cluster whose trials show in the dashboard's HTTP API."""
+"""Search as a user runs it from a shell: resume after kill -9, and a run attached to a two-node
+`ray start` cluster with token authentication, whose trials show in the dashboard's HTTP API."""
 import json
 import os
 import secrets
@@ -261,13 +261,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
-    """README's way under Ray's own defaults: once ~/.ray/auth_token exists (a first local run
+def test_search_attached_to_a_two_node_cluster_shows_in_the_dashboard(tmp_path):
+    """A head and a second node (one CPU each, both on this machine), and README's way under
+    Ray's own defaults: once ~/.ray/auth_token exists (a first local run
     writes it), `ray start --head` turns token authentication on, `--address auto` finds the
     token, an explicit address does not send it, and the dashboard's API wants it. HOME is a
     fresh folder, so the user's own token is never read or written.
     `ray start --head --block` runs in its own process group: stopping it ends only this cluster
-    (`ray stop` would end every Ray cluster on the machine, a user's running search included)."""
+    (`ray stop` would end every Ray cluster on the machine, a user's running search included).
+    With one trial slot per node the search puts a trial and a warm trainer on each node, and
+    each trial is trained by the warm trainer beside it."""
     home = tmp_path / "home"
     (home / ".ray").mkdir(parents=True)
     token = secrets.token_hex(32)
@@ -276,11 +279,16 @@ def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
     authorized = {"Authorization": f"Bearer {token}"}
     ray_bin = str(Path(sys.executable).parent / "ray")
     port, gcs_port = free_port(), free_port()
-    head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--num-cpus", "2", "--dashboard-port", str(port),
+    head = subprocess.Popen([ray_bin, "start", "--head", "--block", "--num-cpus", "1", "--dashboard-port", str(port),
                              "--dashboard-host", "127.0.0.1", "--include-dashboard", "true", "--disable-usage-stats",
                              "--port", str(gcs_port)],
                             env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    nodes = [head]
     api = f"http://127.0.0.1:{port}/api"
+
+    def get(url: str) -> list:   # a list from the dashboard's state API
+        with urllib.request.urlopen(urllib.request.Request(url, headers=authorized), timeout=30) as r:
+            return json.loads(r.read())["data"]["result"]["result"]
     try:
         deadline = time.time() + 180
         while True:                                  # the dashboard answers once the head is up
@@ -291,6 +299,15 @@ def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
             except OSError:
                 assert time.time() < deadline, "the Ray dashboard never came up"
                 time.sleep(1)
+        # a node joining by address sends the token only with RAY_AUTH_MODE=token (README)
+        nodes.append(subprocess.Popen([ray_bin, "start", "--address", f"127.0.0.1:{gcs_port}", "--block",
+                                       "--num-cpus", "1", "--disable-usage-stats"],
+                                      env={**env, "RAY_AUTH_MODE": "token"}, start_new_session=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        while len(get(f"{api}/v0/nodes?filter_keys=state&filter_predicates=%3D&filter_values=ALIVE")) < 2:
+            assert nodes[1].poll() is None, "the second node failed:\n" + nodes[1].stdout.read()
+            assert time.time() < deadline, "the second node never joined"
+            time.sleep(1)
         with pytest.raises(urllib.error.HTTPError) as refused:   # token authentication is on
             urllib.request.urlopen(f"{api}/v0/actors", timeout=30)
         assert refused.value.code == 401
@@ -315,19 +332,31 @@ def test_search_attached_to_a_cluster_shows_in_the_dashboard(tmp_path):
         log = finish(proc, timeout=300)
         assert proc.returncode == 0, log
         assert f"Ray dashboard at http://127.0.0.1:{port} (it asks for the token that `ray get-auth-token`" in log
-        request = urllib.request.Request(f"{api}/v0/actors?limit=1000", headers=authorized)
-        with urllib.request.urlopen(request, timeout=30) as r:
-            body = json.loads(r.read())
-        actors = body["data"]["result"]["result"]
-        classes = [a.get("class_name") for a in actors]
-        assert "ImplicitFunc" in classes, classes   # the search's trials ran as actors of this cluster
+        on = {}   # class name -> the node ids its actors ran on
+        for actor in get(f"{api}/v0/actors?limit=1000"):
+            on.setdefault(actor["class_name"], set()).add(actor["node_id"])
+        assert len(on.get("ImplicitFunc", ())) == 2, on   # trials ran on both nodes of this cluster
+        assert on.get("WarmTrainer") == on["ImplicitFunc"], on   # and a warm trainer on each
+        # each trial was trained by a warm trainer on its own node: the trial's task (its parent)
+        # ran where the trainer's did (task events arrive within about a second)
+        pairs, until = set(), time.time() + 30
+        while {n for n, _ in pairs} != on["ImplicitFunc"] and time.time() < until:
+            tasks = get(f"{api}/v0/tasks?limit=1000")
+            by_id = {t["task_id"]: t for t in tasks}
+            pairs = {(t["node_id"], by_id.get(t["parent_task_id"], {}).get("node_id"))
+                     for t in tasks if t["name"] == "WarmTrainer.train"}
+            time.sleep(0.5)
+        assert {n for n, _ in pairs} == on["ImplicitFunc"] and all(a == b for a, b in pairs), (pairs, on)
         assert len(pd.read_csv(out / "results.csv")) == 4
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
+        for node in reversed(nodes):
+            if node.poll() is not None:
+                continue
+            os.killpg(node.pid, signal.SIGTERM)
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
         # `ray start` recorded this cluster as the machine's current one; leave no dead pointer
         current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
         if current.exists() and str(gcs_port) in current.read_text():
