@@ -105,3 +105,66 @@ def test_the_cli_refuses_the_dashboard_port_at_once(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert f"(from RAY_ADDRESS): something other than Ray answers there" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+class TokenGcs:
+    """A gRPC server that answers the GCS's GetClusterId as a Ray 2.60 GCS with token
+    authentication does: UNAUTHENTICATED unless the call carries `authorization: Bearer <token>`."""
+
+    def __init__(self, token: str):
+        import grpc
+        from concurrent.futures import ThreadPoolExecutor
+        self.calls = []
+
+        def cluster_id(request, context):
+            self.calls.append(dict(context.invocation_metadata()).get("authorization"))
+            if self.calls[-1] != f"Bearer {token}":
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "Invalid or missing authentication token")
+            return b""
+
+        handler = grpc.method_handlers_generic_handler(
+            "ray.rpc.NodeInfoGcsService", {"GetClusterId": grpc.unary_unary_rpc_method_handler(cluster_id)})
+        self.server = grpc.server(ThreadPoolExecutor(2), handlers=(handler,))
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop(None)
+
+
+def test_a_cluster_that_wants_a_token_is_refused_at_once_when_none_is_sent(monkeypatch):
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with TokenGcs("secret") as gcs, pytest.raises(UserError) as e:
+        check_reachable(gcs.address, gcs.address)
+    assert gcs.calls == [None]
+    assert str(e.value).startswith(f"cannot attach to a Ray cluster at {gcs.address}: it uses token "
+                                   f"authentication and this process sent no token")
+    assert "set RAY_AUTH_MODE=token" in str(e.value) and "ray get-auth-token" in str(e.value)
+
+
+def test_auto_is_not_asked_for_a_token(monkeypatch):
+    """Ray sends ~/.ray/auth_token to 'auto' by itself, so no token sent here means nothing."""
+    with TokenGcs("secret") as gcs:
+        monkeypatch.setenv("RAY_ADDRESS", gcs.address)
+        check_reachable("auto", "auto")
+    assert gcs.calls == []
+
+
+# Ray's token loader reads the environment once per process, so these run in their own.
+CHECK = "import sys; from tunekae.ray_address import check_reachable; check_reachable(sys.argv[1], sys.argv[1])"
+
+
+@pytest.mark.parametrize("token, accepted", [("secret", True), ("wrong", False)])
+def test_the_token_ray_would_send_is_the_one_checked(token, accepted):
+    with TokenGcs("secret") as gcs:
+        env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+        proc = subprocess.run([sys.executable, "-c", CHECK, gcs.address], env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert gcs.calls == [f"Bearer {token}"]
+    if accepted:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode != 0 and "sent a token it does not accept" in proc.stderr

@@ -313,13 +313,15 @@ def test_search_attached_to_a_two_node_cluster_shows_in_the_dashboard(tmp_path):
         assert refused.value.code == 401
         out = tmp_path / "attached"
         # an explicit address sends no token unless RAY_AUTH_MODE=token: ray.init alone says
-        # only "Failed to connect"
+        # only "Failed to connect", after 20 s of retries that each log a C++ warning; the search
+        # asks the GCS itself first
         proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 2, "--epochs", 2,
                        "--output", out, "--quiet", "--address", f"127.0.0.1:{gcs_port}", env=env)
         log = finish(proc, timeout=180)
         assert proc.returncode == 2, log
         assert f"cannot attach to a Ray cluster at 127.0.0.1:{gcs_port}: it uses token authentication" in log
         assert "sent no token" in log and "RAY_AUTH_MODE=token" in log and "Traceback" not in log
+        assert "Failed to get cluster ID" not in log
         assert not out.exists()
         # README's way: --address auto finds the cluster `ray start` recorded (it writes the
         # record a few seconds after the dashboard answers)

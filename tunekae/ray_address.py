@@ -4,8 +4,9 @@ ray.init retries an address for minutes when nothing listens there (a typo, a st
 for longer still when something that is not Ray listens there (the dashboard's port 8265, which
 `ray job submit` takes and Ray's docs put in RAY_ADDRESS). A cluster with token authentication
 (Ray 2.60 turns it on for `ray start --head` once ~/.ray/auth_token exists) refuses a driver
-without its token, and ray.init then says only "Failed to connect". Each of these is the user's
-to fix: a UserError naming what to change, within seconds where a socket can tell.
+without its token, and ray.init then says only "Failed to connect", after 20 s. Each of these
+is the user's to fix: a UserError naming what to change, within seconds where a socket or one
+gRPC call can tell.
 """
 from __future__ import annotations
 
@@ -74,6 +75,32 @@ def check_reachable(address: str, named: str, timeout_s: float = 5.0) -> None:
         raise UserError(f"cannot attach to a Ray cluster at {where}: something other than Ray answers there "
                         f"(it replied {_first_line(reply)!r}; the Ray dashboard, on 8265 by default, is a web "
                         f"server); {GIVE_THE_GCS}")
+    if address != "auto" and _is_http2_settings(reply) and not target.startswith("ray://"):
+        _check_token(target, named, timeout_s)
+
+
+def _check_token(target: str, named: str, timeout_s: float) -> None:
+    """UserError when the GCS at `target` refuses the token this driver will send (or its lack of
+    one): ray.init finds that out only after about 20 s of retries and as many lines of C++
+    warnings. Asks for the cluster id, the GCS's cheapest call, with the metadata Ray's own client
+    adds; any answer but UNAUTHENTICATED is left to ray.init. Not for 'auto', to which Ray
+    sends ~/.ray/auth_token by itself."""
+    import grpc
+    metadata: tuple = ()
+    if token_auth_on():
+        try:
+            from ray._private.authentication.grpc_authentication_client_interceptor import (
+                _get_authentication_metadata_tuple)
+            metadata = _get_authentication_metadata_tuple()
+        except Exception:  # noqa: BLE001 - private API: without it, a wrong token is ray.init's to find
+            return
+    with grpc.insecure_channel(target) as channel:
+        ask = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
+        try:
+            ask(b"", timeout=timeout_s, metadata=metadata)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAUTHENTICATED:
+                raise UserError(token_refused_message(named)) from None
 
 
 def _first_reply(conn: socket.socket, timeout_s: float = 2.0) -> bytes:
