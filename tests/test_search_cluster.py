@@ -3,6 +3,7 @@
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -275,7 +276,9 @@ def test_search_attached_to_a_two_node_cluster_shows_in_the_dashboard(tmp_path):
     (home / ".ray").mkdir(parents=True)
     token = secrets.token_hex(32)
     (home / ".ray" / "auth_token").write_text(token)
-    env = {**{k: v for k, v in ENV.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}, "HOME": str(home)}
+    env = {**{k: v for k, v in ENV.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}, "HOME": str(home),
+           # a job's `python` is the one on the head's PATH: this environment's, as for a user in it
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{ENV.get('PATH', '')}"}
     authorized = {"Authorization": f"Bearer {token}"}
     ray_bin = str(Path(sys.executable).parent / "ray")
     port, gcs_port = free_port(), free_port()
@@ -284,6 +287,7 @@ def test_search_attached_to_a_two_node_cluster_shows_in_the_dashboard(tmp_path):
                              "--port", str(gcs_port)],
                             env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     nodes = [head]
+    node_temp = tempfile.mkdtemp(prefix="ray-node-")   # short: Ray's socket paths live under it
     api = f"http://127.0.0.1:{port}/api"
 
     def get(url: str) -> list:   # a list from the dashboard's state API
@@ -299,9 +303,11 @@ def test_search_attached_to_a_two_node_cluster_shows_in_the_dashboard(tmp_path):
             except OSError:
                 assert time.time() < deadline, "the Ray dashboard never came up"
                 time.sleep(1)
-        # a node joining by address sends the token only with RAY_AUTH_MODE=token (README)
+        # a node joining by address sends the token only with RAY_AUTH_MODE=token (README). Its
+        # own temp dir, as on a machine of its own: nodes sharing one unpack a job's working_dir
+        # to the same folder, and the first node done with it deletes it under the others.
         nodes.append(subprocess.Popen([ray_bin, "start", "--address", f"127.0.0.1:{gcs_port}", "--block",
-                                       "--num-cpus", "1", "--disable-usage-stats"],
+                                       "--num-cpus", "1", "--disable-usage-stats", "--temp-dir", node_temp],
                                       env={**env, "RAY_AUTH_MODE": "token"}, start_new_session=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
         while len(get(f"{api}/v0/nodes?filter_keys=state&filter_predicates=%3D&filter_values=ALIVE")) < 2:
@@ -350,6 +356,19 @@ def test_search_attached_to_a_two_node_cluster_shows_in_the_dashboard(tmp_path):
             time.sleep(0.5)
         assert {n for n, _ in pairs} == on["ImplicitFunc"] and all(a == b for a, b in pairs), (pairs, on)
         assert len(pd.read_csv(out / "results.csv")) == 4
+        # README's `ray job submit`: the search runs as a job on the head (its driver gets the
+        # cluster's address and token from Ray) and writes where --output says
+        job_out = tmp_path / "job"
+        job = subprocess.run([ray_bin, "job", "submit", "--address", f"http://127.0.0.1:{port}", "--working-dir",
+                              str(Path(__file__).parents[1]), "--", "python", "-m", "tunekae", "search", "--space",
+                              "kae_vs_mlp", "--budgets", "1x", "--samples", "2", "--epochs", "2", "--quiet",
+                              "--output", str(job_out)],
+                             env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=300)
+        assert job.returncode == 0 and "succeeded" in job.stdout + job.stderr, job.stdout + job.stderr
+        assert len(pd.read_csv(job_out / "results.csv")) == 4
+        with urllib.request.urlopen(urllib.request.Request(f"{api}/jobs/", headers=authorized), timeout=30) as r:
+            jobs = json.loads(r.read())
+        assert [j["status"] for j in jobs if j["type"] == "SUBMISSION"] == ["SUCCEEDED"], jobs
     finally:
         for node in reversed(nodes):
             if node.poll() is not None:
@@ -363,3 +382,4 @@ def test_search_attached_to_a_two_node_cluster_shows_in_the_dashboard(tmp_path):
         current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
         if current.exists() and str(gcs_port) in current.read_text():
             current.unlink()
+        shutil.rmtree(node_temp, ignore_errors=True)
