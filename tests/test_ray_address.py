@@ -168,3 +168,19 @@ def test_the_token_ray_would_send_is_the_one_checked(token, accepted):
         assert proc.returncode == 0, proc.stderr
     else:
         assert proc.returncode != 0 and "sent a token it does not accept" in proc.stderr
+
+
+def test_token_mode_without_a_token_says_where_ray_looks(tmp_path):
+    """RAY_AUTH_MODE=token and no token in any of Ray's places: ray.init raises its own
+    AuthenticationError before connecting; the search exits 2 naming those places."""
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH_TOKEN", "RAY_ADDRESS"))}
+    with TokenGcs("secret") as gcs:
+        proc = subprocess.run([sys.executable, "-m", "tunekae", "search", "--space", "kae_vs_mlp", "--output", out,
+                               "--address", gcs.address], env={**env, "HOME": str(tmp_path), "RAY_AUTH_MODE": "token"},
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert (f"cannot attach to a Ray cluster at {gcs.address}: RAY_AUTH_MODE=token, but this process has no token"
+            in proc.stderr)
+    assert "RAY_AUTH_TOKEN" in proc.stderr and "ray get-auth-token" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()

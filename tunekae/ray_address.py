@@ -94,6 +94,8 @@ def _check_token(target: str, named: str, timeout_s: float) -> None:
             metadata = _get_authentication_metadata_tuple()
         except Exception:  # noqa: BLE001 - private API: without it, a wrong token is ray.init's to find
             return
+        if not metadata:   # token mode but no token anywhere: ray.init says so itself
+            return
     with grpc.insecure_channel(target) as channel:
         ask = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
         try:
@@ -143,6 +145,12 @@ def token_refused_message(named: str) -> str:
         sent = "no token (Ray sends one only with RAY_AUTH_MODE=token, or to `auto` when ~/.ray/auth_token exists)"
     return (f"cannot attach to a Ray cluster at {named}: it uses token authentication and this process "
             f"sent {sent}; {TOKEN_HELP}")
+
+
+def token_missing_message(named: str) -> str:
+    return (f"cannot attach to a Ray cluster at {named}: RAY_AUTH_MODE=token, but this process has no token "
+            f"(Ray reads RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH names, else ~/.ray/auth_token); "
+            f"give the cluster's token (`ray get-auth-token` on its head prints it) in one of them")
 
 
 def token_auth_on() -> bool:

@@ -21,13 +21,14 @@ import optuna
 import pandas as pd
 import ray
 from ray import tune
+from ray.exceptions import AuthenticationError
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from .ctrl_c import CtrlC
 from .errors import UserError
 from .ray_address import (START_A_CLUSTER, check_reachable, refused_token, requested, token_auth_on,
-                          token_refused_message)
+                          token_missing_message, token_refused_message)
 from .results import arm_rows, summarize_arm, write_atomic, write_results
 from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
@@ -68,6 +69,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> str | None:
                                                     "include_dashboard": None}
     try:
         ctx = ray.init(logging_level="WARNING", log_to_driver=True, **kwargs)
+    except AuthenticationError as e:   # raised before connecting when token mode finds no token
+        missing = "no authentication token" in str(e).lower()
+        raise UserError((token_missing_message if missing else token_refused_message)(named)) from None
     except ConnectionError as e:
         if refused_token(e):
             raise UserError(token_refused_message(named)) from None
