@@ -145,12 +145,22 @@ def test_a_cluster_that_wants_a_token_is_refused_at_once_when_none_is_sent(monke
     assert "set RAY_AUTH_MODE=token" in str(e.value) and "ray get-auth-token" in str(e.value)
 
 
-def test_auto_is_not_asked_for_a_token(monkeypatch):
-    """Ray sends ~/.ray/auth_token to 'auto' by itself, so no token sent here means nothing."""
+def test_auto_is_asked_only_when_no_token_is_here(monkeypatch, tmp_path):
+    """Ray sends ~/.ray/auth_token to 'auto' by itself, so with a token here no token sent by
+    the check means nothing; with none anywhere, Ray too would send none."""
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("secret")
     with TokenGcs("secret") as gcs:
         monkeypatch.setenv("RAY_ADDRESS", gcs.address)
         check_reachable("auto", "auto")
-    assert gcs.calls == []
+        assert gcs.calls == []
+        (tmp_path / ".ray" / "auth_token").unlink()
+        with pytest.raises(UserError, match="it uses token authentication and this process sent no token"):
+            check_reachable("auto", "auto")
+        assert gcs.calls == [None]
 
 
 # Ray's token loader reads the environment once per process, so these run in their own.

@@ -75,16 +75,24 @@ def check_reachable(address: str, named: str, timeout_s: float = 5.0) -> None:
         raise UserError(f"cannot attach to a Ray cluster at {where}: something other than Ray answers there "
                         f"(it replied {_first_line(reply)!r}; the Ray dashboard, on 8265 by default, is a web "
                         f"server); {GIVE_THE_GCS}")
-    if address != "auto" and _is_http2_settings(reply) and not target.startswith("ray://"):
+    # Ray sends 'auto' a token of its own accord when it finds one; with none anywhere it sends
+    # nothing, as to any other address
+    if _is_http2_settings(reply) and not target.startswith("ray://") and (address != "auto" or not _a_token_here()):
         _check_token(target, named, timeout_s)
+
+
+def _a_token_here() -> bool:
+    """Whether any of the places Ray reads a token from holds one."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or (path and os.path.exists(path))
+                or os.path.exists(os.path.expanduser("~/.ray/auth_token")))
 
 
 def _check_token(target: str, named: str, timeout_s: float) -> None:
     """UserError when the GCS at `target` refuses the token this driver will send (or its lack of
     one): ray.init finds that out only after about 20 s of retries and as many lines of C++
     warnings. Asks for the cluster id, the GCS's cheapest call, with the metadata Ray's own client
-    adds; any answer but UNAUTHENTICATED is left to ray.init. Not for 'auto', to which Ray
-    sends ~/.ray/auth_token by itself."""
+    adds; any answer but UNAUTHENTICATED is left to ray.init."""
     import grpc
     metadata: tuple = ()
     if token_auth_on():
