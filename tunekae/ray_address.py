@@ -20,6 +20,8 @@ GIVE_THE_GCS = ("give the cluster's address, the one `ray start --head` printed 
                 "`auto` on one of its nodes; the dashboard's address is for `ray job submit`")
 TOKEN_HELP = ("set RAY_AUTH_MODE=token and give the cluster's token (`ray get-auth-token` on its head prints "
               "it) in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+WHERE_RAY_READS_A_TOKEN = ("(Ray reads RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH names, "
+                           "else ~/.ray/auth_token)")
 # The first bytes a client sends on an HTTP/2 (gRPC) connection; Ray's GCS answers with its own
 # SETTINGS frame, an HTTP/1 server (the dashboard) with a status line or an error page.
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -82,7 +84,7 @@ def check_reachable(address: str, named: str, timeout_s: float = 5.0) -> None:
 
 
 def _a_token_here() -> bool:
-    """Whether any of the places Ray reads a token from holds one."""
+    """Whether any of the places Ray reads a token from (WHERE_RAY_READS_A_TOKEN) holds one."""
     path = os.environ.get("RAY_AUTH_TOKEN_PATH")
     return bool(os.environ.get("RAY_AUTH_TOKEN") or (path and os.path.exists(path))
                 or os.path.exists(os.path.expanduser("~/.ray/auth_token")))
@@ -146,9 +148,8 @@ def refused_token(error: BaseException) -> bool:
 
 
 def token_refused_message(named: str) -> str:
-    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
-        sent = ("a token it does not accept (Ray reads RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH "
-                "names, else ~/.ray/auth_token)")
+    if token_auth_on():
+        sent = f"a token it does not accept {WHERE_RAY_READS_A_TOKEN}"
     else:
         sent = "no token (Ray sends one only with RAY_AUTH_MODE=token, or to `auto` when ~/.ray/auth_token exists)"
     return (f"cannot attach to a Ray cluster at {named}: it uses token authentication and this process "
@@ -157,11 +158,12 @@ def token_refused_message(named: str) -> str:
 
 def token_missing_message(named: str) -> str:
     return (f"cannot attach to a Ray cluster at {named}: RAY_AUTH_MODE=token, but this process has no token "
-            f"(Ray reads RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH names, else ~/.ray/auth_token); "
-            f"give the cluster's token (`ray get-auth-token` on its head prints it) in one of them")
+            f"{WHERE_RAY_READS_A_TOKEN}; give the cluster's token (`ray get-auth-token` on its head prints it) "
+            f"in one of them")
 
 
 def token_auth_on() -> bool:
-    """After ray.init: whether this driver talks to Ray with a token. Ray sets RAY_AUTH_MODE=token
-    in the driver's environment when it turns token authentication on by itself."""
+    """Whether this driver talks to Ray with a token: before ray.init, whether the user set
+    RAY_AUTH_MODE=token; after it, also whether Ray turned token authentication on by itself
+    (it then sets RAY_AUTH_MODE=token in the driver's environment)."""
     return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
