@@ -2,6 +2,7 @@
 budgets: every shipped space runs, results and studies land on disk, bad input exits 2."""
 import io
 import json
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -268,3 +269,18 @@ def test_a_sigterm_during_worker_shutdown_prints_no_traceback():
     assert proc.returncode == 0 and proc.stdout.strip() == "still running", proc.stderr
     assert "SystemExit" not in proc.stderr
     assert proc.stderr.count("ValueError: a real error") == 1
+
+
+def test_a_ray_job_without_output_says_where_its_results_go(run_cli, tmp_path, monkeypatch):
+    """In `ray job submit` the entrypoint runs in Ray's temporary copy of the working dir (Ray's
+    job supervisor sets RAY_JOB_CONFIG_JSON_ENV_VAR), so the default relative --output lands
+    there: the search says so, with the absolute path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 1, "--epochs", 1, "--budgets", "1x",
+                           "--quiet")
+    assert code == 0, err
+    line = next(line for line in err.splitlines() if "a Ray job without --output" in line)
+    written = Path(line.split("writes to ")[1].split(",")[0])
+    assert written.is_absolute() and written.parent == tmp_path / "results" and (written / "results.csv").exists()
+    assert "give --output a path that outlives the job" in line

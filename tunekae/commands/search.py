@@ -13,6 +13,9 @@ from pathlib import Path
 from ..cli_support import DATA_DIR_HELP, check_seed
 from ..errors import UserError
 
+# Set by Ray's job supervisor in the environment of a `ray job submit` entrypoint
+RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
 NAME = "search"
 HELP = "tune every arm (family x budget) of a comparison with equal trials, epochs and ASHA settings"
 EXAMPLES = """  python -m tunekae search --space kae_vs_mlp                       # defaults, embedded digits data
@@ -203,6 +206,9 @@ def run(args) -> int:
     if not args.resume and (output / "run.json").exists():
         raise UserError(f"{output} already holds a search; use --resume to continue it or choose another --output")
     _check_output_dir(output)
+    if not args.output and os.environ.get(RAY_JOB_ENV):
+        print(f"tunekae: a Ray job without --output writes to {output.resolve()}, inside Ray's temporary copy of "
+              f"the job's working dir; give --output a path that outlives the job", file=sys.stderr)
 
     from ..search import SearchOptions, run_search
     from ..results import format_summary_line
