@@ -134,6 +134,18 @@ def _first_line(reply: bytes) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:60]
 
 
+def init_failure(error: BaseException, named: str) -> str:
+    """What to tell the user when ray.init raised `error` (an AuthenticationError or a
+    ConnectionError) for the cluster at `named`. Ray raises AuthenticationError by itself,
+    before connecting, when token mode finds no token anywhere."""
+    from ray.exceptions import AuthenticationError
+    if isinstance(error, AuthenticationError) and "no authentication token" in str(error).lower():
+        return token_missing_message(named)
+    if refused_token(error):
+        return token_refused_message(named)
+    return f"cannot attach to a Ray cluster at {named}: {str(error).splitlines()[0]} {START_A_CLUSTER}"
+
+
 def refused_token(error: BaseException) -> bool:
     """Whether ray.init failed because the cluster refused this driver's token (or its lack of
     one). Ray wraps the GCS client's AuthenticationError, with its traceback as text, into a

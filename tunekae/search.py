@@ -27,8 +27,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from .ctrl_c import CtrlC
 from .errors import UserError
-from .ray_address import (START_A_CLUSTER, check_reachable, refused_token, requested, token_auth_on,
-                          token_missing_message, token_refused_message)
+from .ray_address import check_reachable, init_failure, requested, token_auth_on
 from .results import arm_rows, summarize_arm, write_atomic, write_results
 from .searcher import ResumableOptunaSearch
 from .spaces import ArmContext, Space, starting_point
@@ -69,14 +68,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> str | None:
                                                     "include_dashboard": None}
     try:
         ctx = ray.init(logging_level="WARNING", log_to_driver=True, **kwargs)
-    except AuthenticationError as e:   # raised before connecting when token mode finds no token
-        missing = "no authentication token" in str(e).lower()
-        raise UserError((token_missing_message if missing else token_refused_message)(named)) from None
-    except ConnectionError as e:
-        if refused_token(e):
-            raise UserError(token_refused_message(named)) from None
-        raise UserError(f"cannot attach to a Ray cluster at {named}: {str(e).splitlines()[0]} "
-                        f"{START_A_CLUSTER}") from None
+    except (AuthenticationError, ConnectionError) as e:
+        raise UserError(init_failure(e, named)) from None
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
 
