@@ -80,3 +80,44 @@ def test_report_measures_the_recipe_against_the_tuned_best(pipeline_dir):
         assert len(start) == 1 and start["val_loss"].iloc[0] == pytest.approx(row.recipe_val_loss)
         assert row.recipe_over_best == pytest.approx(row.recipe_val_loss / row.tuned_best_val_loss)
     assert "recipe / best" in (pipeline_dir / "analysis" / "report.md").read_text()
+
+
+def test_confirm_of_a_gpu_search_trains_where_it_is_given_resources(pipeline_dir, tmp_path, capsys):
+    # The search's trials recorded device "cuda" (a GPU search); confirmed here, on a cluster with
+    # no GPU, each run must train on the CPU it was given (with a warning that its seconds do not
+    # compare), not fail asking CUDA for a device it does not have.
+    import json
+    import shutil
+
+    import ray
+
+    from tunekae.cli import main
+    copy = tmp_path / "gpu-search"
+    shutil.copytree(pipeline_dir, copy, ignore=shutil.ignore_patterns("analysis", "models", "confirmed*"))
+    results = pd.read_csv(copy / "results.csv", dtype={"trial_id": str, "budget_label": str})
+
+    def on_cuda(config_json):
+        cfg = json.loads(config_json)
+        cfg["train"]["device"] = "cuda"
+        return json.dumps(cfg)
+    results["config_json"] = results["config_json"].map(on_cuda, na_action="ignore")
+    results.to_csv(copy / "results.csv", index=False)
+    capsys.readouterr()
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        assert main(["confirm", str(copy), "--top", "1", "--seeds", "1"]) == 0
+    finally:
+        ray.shutdown()
+    err = capsys.readouterr().err
+    assert "trained on GPUs but this Ray cluster has none" in err
+    runs = pd.read_csv(copy / "confirmed_runs.csv")
+    assert len(runs) == 4 and (runs["status"] == "ok").all() and runs["test_loss"].notna().all()
+
+
+def test_confirm_runs_get_the_gpu_share_of_the_search_by_default():
+    from tunekae.confirm import gpus_per_run
+    assert gpus_per_run(None, on_gpu=True, cluster_gpus=2) == (0.25, None)     # as the search's trials
+    assert gpus_per_run(None, on_gpu=False, cluster_gpus=2) == (0.0, None)     # a CPU search stays on CPUs
+    assert gpus_per_run(0.5, on_gpu=False, cluster_gpus=2) == (0.5, None)      # the flag decides
+    share, warning = gpus_per_run(None, on_gpu=True, cluster_gpus=0)
+    assert share == 0.0 and "on CPUs" in warning

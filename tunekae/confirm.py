@@ -22,8 +22,9 @@ def pick_top(results: pd.DataFrame, top: int) -> pd.DataFrame:
     return picks
 
 
-def confirm_one(config_json: str, seed: int, splits, threads: int) -> dict:
-    """Retrain one configuration with one seed; test metrics + the state dict."""
+def confirm_one(config_json: str, seed: int, splits, threads: int, device: str = "cpu") -> dict:
+    """Retrain one configuration with one seed on `device` (what this run was given, not what
+    the search's trial had); test metrics + the state dict."""
     import torch
 
     from .metrics import evaluate
@@ -32,7 +33,7 @@ def confirm_one(config_json: str, seed: int, splits, threads: int) -> dict:
     torch.set_num_threads(max(1, threads))
     cfg = json.loads(config_json)
     model_cfg = ModelConfig.from_dict({**cfg["model"], "seed": seed})
-    train_cfg = TrainConfig(**{**cfg["train"], "seed": seed, "threads": threads})
+    train_cfg = TrainConfig(**{**cfg["train"], "seed": seed, "threads": threads, "device": device})
     seed_everything(seed)
     model = build_model(model_cfg)
     result = fit(model, splits, train_cfg)
@@ -62,8 +63,29 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def searched_on_gpu(picks: pd.DataFrame) -> bool:
+    """Whether the search's trials of these configurations trained on a GPU."""
+    return any(str(json.loads(c)["train"].get("device", "cpu")).startswith("cuda") for c in picks["config_json"])
+
+
+def gpus_per_run(requested: float | None, on_gpu: bool, cluster_gpus: float) -> tuple[float, str | None]:
+    """(GPU share of each run, a warning or None). Default: where the search trained, a quarter
+    GPU per run as in the search when it trained on GPUs, so that the confirmed seconds per
+    epoch compare with the search's; CPU runs when it trained on CPUs."""
+    if requested is not None:
+        return requested, None
+    if not on_gpu:
+        return 0.0, None
+    if cluster_gpus:
+        return 0.25, None
+    return 0.0, ("the search trained on GPUs but this Ray cluster has none: the runs train on CPUs, so their "
+                 "seconds per epoch do not compare with the search's")
+
+
 def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address: str | None,
-                data_dir: str | None = None) -> pd.DataFrame:
+                data_dir: str | None = None, gpus_per_trial: float | None = None) -> pd.DataFrame:
+    import sys
+
     import ray
 
     from .data import load_dataset
@@ -73,14 +95,20 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
     picks = pick_top(results, top)
     splits = load_dataset(meta["dataset"], data_dir=data_dir, seed=meta.get("seed", 0))
     connect(address)
-    check_trial_fits(cpus_per_trial, 0, address, what="a run")
+    gpus, warning = gpus_per_run(gpus_per_trial, searched_on_gpu(picks), ray.cluster_resources().get("GPU", 0))
+    if warning:
+        print(f"tunekae: warning: {warning}", file=sys.stderr)
+    check_trial_fits(cpus_per_trial, gpus, address, what="a run")
     splits_ref = ray.put(splits)
-    task = ray.remote(num_cpus=cpus_per_trial)(confirm_one)
+    # A run trains on the device Ray gave it: a task with no GPU share may still see the GPU
+    # (Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone then), and on another node may have none.
+    device = "cuda" if gpus else "cpu"
+    task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus)(confirm_one)
     jobs = []
     for _, pick in picks.iterrows():
         for s in range(seeds):
             jobs.append((pick, CONFIRM_SEED_BASE + s,
-                         task.remote(pick["config_json"], CONFIRM_SEED_BASE + s, splits_ref, cpus_per_trial)))
+                         task.remote(pick["config_json"], CONFIRM_SEED_BASE + s, splits_ref, cpus_per_trial, device)))
     rows = []
     (output / "models").mkdir(exist_ok=True)
     import torch
