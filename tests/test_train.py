@@ -202,7 +202,10 @@ def test_threads_never_exceed_the_cores():
     assert torch.get_num_threads() == before   # fit restores the caller's setting
 
 
-def test_denoising_corrupts_the_input_and_scores_the_clean_target():
+def test_denoising_corrupts_the_input_and_scores_the_clean_target(monkeypatch):
+    import tunekae.train
+    # the untimed warm-up steps a deep copy of the model, which would carry these recording hooks
+    monkeypatch.setattr(tunekae.train, "warm_up_device", lambda *a: None)
     splits = low_rank_splits(n=128)
     seed_everything(0)
     model = build_model(small_cfg(noise="salt_pepper", noise_level=0.5))
@@ -318,3 +321,42 @@ def test_cli_train_bad_input_exits_2_with_one_line(run_cli, argv, fragment):
     code, out, err = run_cli("train", *argv)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and fragment in err
+
+
+@pytest.mark.parametrize("family,variant,optimizer", [("linear", "vae", "adam"), ("kan", "ae", "lbfgs"),
+                                                      ("kae", "ae", "sgd")])
+def test_the_untimed_device_warm_up_leaves_the_run_exactly_as_it_was(monkeypatch, family, variant, optimizer):
+    # fit() takes one step on a copy of the model before its clock starts (first-step costs
+    # must not land in the first trial's training seconds); the run itself must not change:
+    # same weights, same losses, same RNG draws (VAE noise) as with no warm-up at all.
+    import tunekae.train as train
+    splits = low_rank_splits()
+    cfg = tcfg(optimizer=optimizer, lr=0.5 if optimizer != "adam" else 1e-2,
+               batch_size=0 if optimizer == "lbfgs" else 64, epochs=2)
+    calls = []
+    real = train.warm_up_device
+    monkeypatch.setattr(train, "warm_up_device", lambda *a: calls.append(a) or real(*a))
+
+    def run():
+        seed_everything(3)
+        model = build_model(small_cfg(family, variant))
+        result = fit(model, splits, cfg)
+        return [r.train_loss for r in result.history] + [result.val_loss], model.state_dict()
+
+    warmed, warmed_state = run()
+    assert len(calls) == 1 and calls[0][3].shape == (256 if optimizer == "lbfgs" else 64, 16)   # a batch, at most 256
+    monkeypatch.setattr(train, "warm_up_device", lambda *a: None)
+    cold, cold_state = run()
+    assert warmed == cold
+    assert all(torch.equal(warmed_state[k], cold_state[k]) for k in cold_state)
+
+
+def test_the_device_warm_up_steps_a_copy_not_the_model():
+    from tunekae.train import warm_up_device
+    model = build_model(small_cfg("linear", "vae"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    warm_up_device(model, tcfg(), torch.device("cpu"), low_rank_splits().train_x[:64])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(torch.get_rng_state(), rng)

@@ -12,6 +12,7 @@ benchmarks/train_throughput.py measures it against the KAE paper's loop and a ba
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
@@ -237,6 +238,30 @@ def reconstruction_loss(model: torch.nn.Module, x: torch.Tensor, batch_size: int
         model.train(was_training)
 
 
+def warm_up_device(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, x: torch.Tensor) -> None:
+    """One untimed training step and validation pass of a throwaway copy of the model on a batch
+    `x`, before the first epoch's clock starts. A process's first step on a device pays one-off
+    costs: on CUDA the cuBLAS handle and workspace and the lazily loaded kernels (0.44 s against
+    0.01 s for a later epoch of a digits MLP on an H200, benchmarks/cuda_check.py), on the CPU
+    the optimizer's first-step imports. Without this they would land in the training seconds of
+    whichever trial a process happened to run first, and move it along the time axis of the
+    Pareto fronts. The copy, its own optimizer and the forked RNG leave the real run exactly as
+    it would have been; a failure here is left for the real step to meet and report."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        try:
+            twin = copy.deepcopy(model)
+            terms = twin.loss_terms(x, twin(x))
+            terms["loss"].backward()
+            if cfg.optimizer != "lbfgs":           # a line search's steps are the same kernels
+                make_optimizer(twin, cfg, device).step()
+            torch.randperm(len(x), generator=torch.Generator(device=device), device=device)
+            reconstruction_loss(twin, x)
+        except RuntimeError:
+            pass
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 # ----------------------------------------------------------------------------- the loop
 def fit(model: torch.nn.Module, splits, cfg: TrainConfig,
         on_epoch: Callable[[EpochReport], bool | None] | None = None,
@@ -260,13 +285,14 @@ def _never() -> bool:
 
 
 def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should_stop) -> FitResult:
-    reset_peak_memory(device)
     model.to(device)
     model.train()
     train_x = splits.train_x.to(device=device, dtype=torch.float32).contiguous()
     val_x = splits.val_x.to(device=device, dtype=torch.float32)
     n = len(train_x)
     batch_size = n if cfg.batch_size <= 0 else min(cfg.batch_size, n)
+    warm_up_device(model, cfg, device, train_x[:min(batch_size, 256)])
+    reset_peak_memory(device)      # after the warm-up's copy is gone; the model and data still count
     steps_per_epoch = math.ceil(n / batch_size)
 
     generator = torch.Generator(device=device).manual_seed(cfg.seed)   # data order + corruption
