@@ -121,3 +121,19 @@ def test_confirm_runs_get_the_gpu_share_of_the_search_by_default():
     assert gpus_per_run(0.5, on_gpu=False, cluster_gpus=2) == (0.5, None)      # the flag decides
     share, warning = gpus_per_run(None, on_gpu=True, cluster_gpus=0)
     assert share == 0.0 and "on CPUs" in warning
+
+
+@pytest.mark.parametrize("argv, fragment", [(["--top", "0"], "--top, --seeds and --cpus-per-trial must be >= 1"),
+                                            (["--gpus-per-trial", "-1"], "--gpus-per-trial must be >= 0"),
+                                            (["--gpus-per-trial", "2"], "GPU 2, but no node of the Ray cluster")])
+def test_confirm_bad_resources_exit_2_and_write_nothing(pipeline_dir, tmp_path, run_cli, argv, fragment):
+    import shutil
+    copy = tmp_path / "search"
+    shutil.copytree(pipeline_dir, copy, ignore=shutil.ignore_patterns("analysis", "models", "confirmed*"))
+    import ray
+    try:
+        code, out, err = run_cli("confirm", copy, *argv)     # the last starts a local Ray without GPUs
+    finally:
+        ray.shutdown()                                       # (a CLI process would exit here)
+    assert code == 2 and fragment in err and "Traceback" not in err, err
+    assert not (copy / "confirmed.csv").exists() and not (copy / "models").exists()
