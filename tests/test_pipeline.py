@@ -116,10 +116,10 @@ def test_confirm_of_a_gpu_search_trains_where_it_is_given_resources(pipeline_dir
 
 def test_confirm_runs_get_the_gpu_share_of_the_search_by_default():
     from tunekae.confirm import gpus_per_run
-    assert gpus_per_run(None, on_gpu=True, cluster_gpus=2) == (0.25, None)     # as the search's trials
-    assert gpus_per_run(None, on_gpu=False, cluster_gpus=2) == (0.0, None)     # a CPU search stays on CPUs
-    assert gpus_per_run(0.5, on_gpu=False, cluster_gpus=2) == (0.5, None)      # the flag decides
-    share, warning = gpus_per_run(None, on_gpu=True, cluster_gpus=0)
+    assert gpus_per_run(None, on_gpu=True, cluster_gpus=2, share=0.25) == (0.25, None)   # as the search's trials
+    assert gpus_per_run(None, on_gpu=False, cluster_gpus=2, share=0.25) == (0.0, None)   # a CPU search stays on CPUs
+    assert gpus_per_run(0.5, on_gpu=False, cluster_gpus=2, share=0.25) == (0.5, None)    # the flag decides
+    share, warning = gpus_per_run(None, on_gpu=True, cluster_gpus=0, share=0.25)
     assert share == 0.0 and "on CPUs" in warning
 
 

@@ -4,6 +4,7 @@ confirmed_runs.csv (a row per configuration and seed) and confirmed.csv (mean, s
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -68,34 +69,34 @@ def searched_on_gpu(picks: pd.DataFrame) -> bool:
     return any(str(json.loads(c)["train"].get("device", "cpu")).startswith("cuda") for c in picks["config_json"])
 
 
-def gpus_per_run(requested: float | None, on_gpu: bool, cluster_gpus: float) -> tuple[float, str | None]:
-    """(GPU share of each run, a warning or None). Default: where the search trained, a quarter
-    GPU per run as in the search when it trained on GPUs, so that the confirmed seconds per
-    epoch compare with the search's; CPU runs when it trained on CPUs."""
+def gpus_per_run(requested: float | None, on_gpu: bool, cluster_gpus: float,
+                 share: float) -> tuple[float, str | None]:
+    """(GPU share of each run, a warning or None). Default: where the search trained, the
+    search's default `share` of a GPU per run when it trained on GPUs, so that the confirmed
+    seconds per epoch compare with the search's; CPU runs when it trained on CPUs."""
     if requested is not None:
         return requested, None
     if not on_gpu:
         return 0.0, None
     if cluster_gpus:
-        return 0.25, None
+        return share, None
     return 0.0, ("the search trained on GPUs but this Ray cluster has none: the runs train on CPUs, so their "
                  "seconds per epoch do not compare with the search's")
 
 
 def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address: str | None,
                 data_dir: str | None = None, gpus_per_trial: float | None = None) -> pd.DataFrame:
-    import sys
-
     import ray
 
     from .data import load_dataset
-    from .search import check_trial_fits, connect
+    from .search import GPU_SHARE, check_trial_fits, connect
     meta = json.loads((output / "run.json").read_text())
     results = pd.read_csv(output / "results.csv", dtype={"budget_label": str, "trial_id": str})
     picks = pick_top(results, top)
     splits = load_dataset(meta["dataset"], data_dir=data_dir, seed=meta.get("seed", 0))
     connect(address)
-    gpus, warning = gpus_per_run(gpus_per_trial, searched_on_gpu(picks), ray.cluster_resources().get("GPU", 0))
+    gpus, warning = gpus_per_run(gpus_per_trial, searched_on_gpu(picks), ray.cluster_resources().get("GPU", 0),
+                                 GPU_SHARE)
     if warning:
         print(f"tunekae: warning: {warning}", file=sys.stderr)
     check_trial_fits(cpus_per_trial, gpus, address, what="a run")

@@ -37,6 +37,9 @@ from .tune_state import newest_state, problems, set_aside
 from .warm_trainers import WarmTrainers
 
 
+GPU_SHARE = 0.25   # a trial's default share of a GPU: small models pack four to a GPU
+
+
 @dataclass
 class SearchOptions:
     samples: int
@@ -79,7 +82,7 @@ def resources(opts: SearchOptions) -> tuple[dict, int]:
     the cluster holds. gpus_per_trial None: a quarter GPU per trial when the cluster has GPUs
     (small models pack four to a GPU), else none."""
     total = ray.cluster_resources()
-    gpu = opts.gpus_per_trial if opts.gpus_per_trial is not None else (0.25 if total.get("GPU", 0) else 0.0)
+    gpu = opts.gpus_per_trial if opts.gpus_per_trial is not None else (GPU_SHARE if total.get("GPU", 0) else 0.0)
     per = {"cpu": opts.cpus_per_trial, "gpu": gpu}
     return per, max(1, opts.max_concurrent or trial_capacity(per, total))
 
