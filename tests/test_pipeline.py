@@ -82,18 +82,23 @@ def test_report_measures_the_recipe_against_the_tuned_best(pipeline_dir):
     assert "recipe / best" in (pipeline_dir / "analysis" / "report.md").read_text()
 
 
+def _unconfirmed_copy(pipeline_dir, dest):
+    """The pipeline's search output as it was before confirm and the analysis ran on it."""
+    import shutil
+    shutil.copytree(pipeline_dir, dest, ignore=shutil.ignore_patterns("analysis", "models", "confirmed*"))
+    return dest
+
+
 def test_confirm_of_a_gpu_search_trains_where_it_is_given_resources(pipeline_dir, tmp_path, capsys):
     # The search's trials recorded device "cuda" (a GPU search); confirmed here, on a cluster with
     # no GPU, each run must train on the CPU it was given (with a warning that its seconds do not
     # compare), not fail asking CUDA for a device it does not have.
     import json
-    import shutil
 
     import ray
 
     from tunekae.cli import main
-    copy = tmp_path / "gpu-search"
-    shutil.copytree(pipeline_dir, copy, ignore=shutil.ignore_patterns("analysis", "models", "confirmed*"))
+    copy = _unconfirmed_copy(pipeline_dir, tmp_path / "gpu-search")
     results = pd.read_csv(copy / "results.csv", dtype={"trial_id": str, "budget_label": str})
 
     def on_cuda(config_json):
@@ -127,10 +132,8 @@ def test_confirm_runs_get_the_gpu_share_of_the_search_by_default():
                                             (["--gpus-per-trial", "-1"], "--gpus-per-trial must be >= 0"),
                                             (["--gpus-per-trial", "2"], "GPU 2, but no node of the Ray cluster")])
 def test_confirm_bad_resources_exit_2_and_write_nothing(pipeline_dir, tmp_path, run_cli, argv, fragment):
-    import shutil
-    copy = tmp_path / "search"
-    shutil.copytree(pipeline_dir, copy, ignore=shutil.ignore_patterns("analysis", "models", "confirmed*"))
     import ray
+    copy = _unconfirmed_copy(pipeline_dir, tmp_path / "search")
     try:
         code, out, err = run_cli("confirm", copy, *argv)     # the last starts a local Ray without GPUs
     finally:
