@@ -108,8 +108,13 @@ def test_infeasible_budget_names_the_reachable_range():
         solve_widths(ModelConfig(family="kae", order=3), 25_888, depth=0)
     msg = str(e.value)
     assert "infeasible" in msg and "101,152" in msg and "change the budget" in msg
-    with pytest.raises(InfeasibleBudget, match="nearest widths give"):
-        solve_widths(ModelConfig(family="kan", grid=5, order=3), 100_000, depth=1)
+    assert e.value.nearest == (101_152,)                   # depth 0: one model, above the budget
+    kan = ModelConfig(family="kan", grid=5, order=3)
+    with pytest.raises(InfeasibleBudget, match="nearest widths give") as e:
+        solve_widths(kan, 100_000, depth=1)
+    below, above = e.value.nearest                         # one hidden unit apart, either side
+    assert below < 100_000 < above and above - below == solve_widths(kan, above, 1, 0).params - below
+    assert solve_widths(kan, below, 1, 0).hidden[0] + 1 == solve_widths(kan, above, 1, 0).hidden[0]
 
 
 def test_describe_cli_json(run_cli):

@@ -60,7 +60,29 @@ def test_a_budget_no_arm_fits_exits_2_naming_the_multiple(run_cli, tmp_path):
     code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--budgets", "1x", "4", "--output", tmp_path / "b")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "budget 4 = 4 parameters" in err and "no arm of kae_vs_mlp" in err and "2,128 parameters" in err
+    assert "nearest: mlp 242; kae 402)" in err     # the smallest models (one hidden unit), far above 4
     assert not (tmp_path / "b").exists()
+
+
+def test_a_budget_a_users_arms_just_miss_names_the_nearest_reachable_counts(run_cli, tmp_path):
+    from tunekae.spaces import arm_contexts, load_space
+    space_file = tmp_path / "few_shapes.py"
+    space_file.write_text('''
+from tunekae.spaces import Arm, Space, suggest_architecture
+
+def define(trial, ctx):
+    return suggest_architecture(trial, ctx)
+
+SPACE = Space(name="few_shapes", description="cheby, three orders, one hidden layer", latent_dim=4,
+              arms=[Arm("cheby", "cheby", define, shapes=[{"order": d} for d in (2, 3, 4)], depths=(1,))])
+''')
+    # 8x = 4,640 on digits at latent 4; a hidden unit costs 408, 544 or 680 parameters by order
+    code, _, err = run_cli("search", "--space", space_file, "--budgets", "8x", "--output", tmp_path / "c")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
+    assert "budget 8x = 4,640 parameters: no arm of few_shapes" in err
+    assert "nearest: cheby 4,488 (-3.3%) or 4,760 (+2.6%))" in err
+    contexts = arm_contexts(load_space(str(space_file)), 64, [4488, 4760])
+    assert all(c.feasible for c in contexts)               # the counts named really are reachable
 
 
 def test_an_output_that_is_a_file_exits_2_and_the_file_is_kept(run_cli, tmp_path):

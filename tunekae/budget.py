@@ -20,11 +20,12 @@ from .models import ModelConfig, build_model
 
 
 class InfeasibleBudget(UserError, ValueError):
-    """No hidden widths bring the parameter count within tolerance of the budget."""
+    """No hidden widths bring the parameter count within tolerance of the budget. `nearest`:
+    the reachable counts closest to it, below and above (one when nothing lies on a side)."""
 
-    def __init__(self, message: str, low: int, high: int | None):
+    def __init__(self, message: str, nearest: tuple[int, ...]):
         super().__init__(message)
-        self.low, self.high = low, high
+        self.nearest = nearest
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -150,7 +151,7 @@ def solve_widths(cfg: ModelConfig, budget: int, depth: int = 1, tolerance: float
         f"budget {budget:,} is infeasible for {shape}: the nearest widths give {nearest} parameters "
         f"(tolerance {tolerance:.0%}; the smallest such model has {smallest:,}); "
         f"change the budget, depth or order/grid, or widen --tolerance.",
-        smallest, None if depth else smallest)
+        tuple(m.params for m in (below, above) if m))
 
 
 def feasible_shapes(cfg: ModelConfig, budget: int, depth: int, choices: list[dict],

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .budget import feasible_shapes, parse_budget
+from .budget import InfeasibleBudget, feasible_shapes, parse_budget, solve_widths
 from .errors import UserError
 from .models import ModelConfig
 
@@ -114,6 +114,23 @@ def arm_contexts(space: Space, input_dim: int, budgets: list | None = None) -> l
                         if (ok := feasible_shapes(base, budget, d, arm.shapes, space.tolerance))}
             contexts.append(ArmContext(arm, budget, str(label), feasible))
     return contexts
+
+
+def nearest_reachable(ctx: ArmContext, input_dim: int, latent_dim: int, tolerance: float) -> list[int]:
+    """For an arm that cannot be built at its budget: the reachable counts closest to the budget
+    over every depth and shape option it has, at most one below and one above."""
+    base = ModelConfig(family=ctx.arm.family, input_dim=input_dim, latent_dim=latent_dim,
+                       variant=ctx.arm.variant, **ctx.arm.fixed)
+    counts = set()
+    for depth in ctx.arm.depths:
+        for shape in ctx.arm.shapes:
+            try:
+                counts.add(solve_widths(base.replace(**shape), ctx.budget, depth, tolerance).params)
+            except InfeasibleBudget as e:
+                counts.update(e.nearest)
+    below = [n for n in counts if n <= ctx.budget]
+    above = [n for n in counts if n > ctx.budget]
+    return ([max(below)] if below else []) + ([min(above)] if above else [])
 
 
 def starting_point(ctx: ArmContext, define: Callable) -> dict | None:
