@@ -212,4 +212,6 @@ def load_space(name_or_path: str) -> Space:
     if not isinstance(space, Space):
         raise UserError(f"{name_or_path} defines no SPACE = tunekae.spaces.Space(...)")
     space.source = source
+    from .space_checks import check_space   # its own module: it needs spaces' classes
+    check_space(space)
     return space

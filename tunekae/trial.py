@@ -15,13 +15,41 @@ from typing import Callable, Iterator
 from .budget import InfeasibleBudget, count_flops, solve_widths
 from .models import ModelConfig, build_model
 
-# Keys of the Tune config that are bookkeeping, not hyperparameters.
-INTERNAL = {"depth"}
+# Options the search sets for every arm alike, or solves: a space that sampled one would either
+# be overridden without a word or make its arm unlike the others.
+RESERVED = {"family": "the arm's layer family", "variant": "the arm's variant", "input_dim": "the dataset's",
+            "latent_dim": "the space's latent_dim", "hidden": "solved from the budget (sample the depth and shape)",
+            "seed": "the search's --seed", "epochs": "the search's --epochs, the same for every arm",
+            "device": "the search's", "threads": "the trial's CPU share (--cpus-per-trial)", "extra": "internal"}
+
+
+def tunable_names() -> set[str]:
+    """What a search space may sample: ModelConfig and TrainConfig fields, less RESERVED."""
+    from .train import TrainConfig
+    return ({f.name for f in fields(ModelConfig)} | {f.name for f in fields(TrainConfig)}) - set(RESERVED)
+
+
+def misnamed_params(names) -> list[str]:
+    """Why sampled names cannot be used, one line each: a reserved option, or no option at all
+    (a typo such as `learning_rate` would be sampled, recorded and never used). `depth` and the
+    `shape_d<depth>` labels of spaces.suggest_architecture are the search's own."""
+    tunable = tunable_names()
+    problems = []
+    for name in sorted(names):
+        if name == "depth" or name.startswith("shape_d") or name in tunable:
+            continue
+        problems.append(f"{name!r}, which is {RESERVED[name]}, not for a space to sample" if name in RESERVED else
+                        f"{name!r}, which is no model or training option (they are: {', '.join(sorted(tunable))})")
+    return problems
 
 
 def split_params(params: dict) -> tuple[dict, dict]:
-    """Sampled parameters -> (ModelConfig fields, TrainConfig fields)."""
+    """Sampled parameters -> (ModelConfig fields, TrainConfig fields). ValueError for a name
+    that is neither or that the search reserves (misnamed_params)."""
     from .train import TrainConfig
+    problems = misnamed_params(params)
+    if problems:
+        raise ValueError("the space sampled " + "; ".join(problems))
     model_keys = {f.name for f in fields(ModelConfig)}
     train_keys = {f.name for f in fields(TrainConfig)}
     model = {k: v for k, v in params.items() if k in model_keys}

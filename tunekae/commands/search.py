@@ -160,6 +160,7 @@ def _check_output_dir(output: Path, flag: str = "--output") -> None:
 
 def run(args) -> int:
     from ..data import load_dataset
+    from ..space_checks import check_defines
     from ..spaces import arm_contexts, load_space
 
     if args.resume:
@@ -207,6 +208,7 @@ def run(args) -> int:
     contexts = arm_contexts(space, splits.input_dim, args.budgets)
     _check_arms_unique(contexts)
     _check_budgets_fit(contexts, space, splits.input_dim)
+    check_defines(space, contexts)
     samples, epochs = args.samples or space.samples_per_arm, args.epochs or space.epochs
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     output = Path(args.output or f"results/{space.name}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")

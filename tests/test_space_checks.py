@@ -1,0 +1,124 @@
+"""A comparison module's mistakes exit 2 with one line naming the arm, before a search writes
+anything; the shipped spaces pass the same checks. No Ray: the checks run before it starts."""
+import pytest
+
+from tunekae.data import load_dataset
+from tunekae.errors import UserError
+from tunekae.space_checks import check_defines, check_space
+from tunekae.spaces import Arm, Space, arm_contexts, builtin_spaces, load_space, suggest_architecture, \
+    suggest_training
+
+
+def define(trial, ctx):                       # module-level, as OptunaSearch needs
+    arch = suggest_architecture(trial, ctx)
+    suggest_training(trial)
+    return arch
+
+
+def define_typo(trial, ctx):
+    arch = suggest_architecture(trial, ctx)
+    trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    return arch
+
+
+def define_epochs_sometimes(trial, ctx):      # a branch: only some random trials take it
+    arch = suggest_architecture(trial, ctx)
+    if trial.suggest_categorical("long", [False, True]):
+        return {**arch, "epochs": 100}
+    return arch
+
+
+def define_bad_range(trial, ctx):
+    trial.suggest_float("lr", 1e-2, 1e-4, log=True)
+
+
+def define_returns_list(trial, ctx):
+    return [suggest_architecture(trial, ctx)]
+
+
+def space(*arms, **kw):
+    return Space(name="case", description="a test case", arms=list(arms), budgets=["1x"], **kw)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (space(), "arms is empty"),
+    (space(Arm("m", "linear", define), epochs=0), "epochs must be a whole number >= 1, got 0"),
+    (space(Arm("m", "linear", define), samples_per_arm=2.5), "samples_per_arm must be a whole number >= 1"),
+    (space(Arm("m", "linear", define), reduction_factor=1), "reduction_factor must be a whole number >= 2"),
+    (space(Arm("m", "linear", define), tolerance=2), "tolerance must be between 0 and 1"),
+    (Space(name="case", description="", arms=[Arm("m", "linear", define)], budgets=[]), "budgets must be a non-empty"),
+    (space("mlp"), "arms must hold Arm(...) objects, got str"),
+    (space(Arm("m", "nope", define)), "arm 'm': unknown layer family 'nope'; choose from cheby, kae, kan"),
+    (space(Arm("m", "linear", define, variant="vea")), "arm 'm': variant must be one of ae, vae"),
+    (space(Arm("m/x", "linear", define)), "arm name 'm/x' must be letters, digits"),
+    (space(Arm("m", "linear", define), Arm("m", "kae", define)), "two arms are named 'm'"),
+    (space(Arm("m", "linear", lambda trial, ctx: None)), "arm 'm': define must be a function defined at the top"),
+    (space(Arm("m", "linear", "define")), "arm 'm': define must be a function define(trial, ctx), got str"),
+    (space(Arm("m", "linear", define, depths=())), "arm 'm': depths must be hidden-layer counts >= 0"),
+    (space(Arm("m", "linear", define, depths=(1, -1))), "depths must be hidden-layer counts >= 0"),
+    (space(Arm("m", "linear", define, fixed={"bogus": 1})), "fixed {'bogus': 1}: 'bogus' is no model option"),
+    (space(Arm("m", "linear", define, fixed={"lr": 1e-3})), "'lr' is a training option: the arm's define samples"),
+    (space(Arm("m", "linear", define, fixed={"hidden": (64,)})), "'hidden' is solved from the budget"),
+    (space(Arm("m", "linear", define, fixed={"latent_dim": 8})), "'latent_dim' is the space's latent_dim"),
+    (space(Arm("k", "kae", define, shapes=[{"ordr": 3}])), "arm 'k': a shape {'ordr': 3}: 'ordr' is no model"),
+    (space(Arm("m", "linear", define, fixed={"hidden_activation": "rleu"})), "hidden_activation must be one of"),
+    (space(Arm("m", "linear", define, start=3)), "start must be a dict of parameter values or None, got 3"),
+])
+def test_a_mistaken_space_declaration_is_refused_naming_the_arm(bad, message):
+    with pytest.raises(UserError) as e:
+        check_space(bad)
+    assert message in str(e.value) and str(e.value).startswith("space case: ")
+
+
+@pytest.mark.parametrize("fn, message", [
+    (define_typo, "arm 'm': define(trial, ctx) samples 'learning_rate', which is no model or training option"),
+    (define_epochs_sometimes, "samples 'epochs', which is the search's --epochs, the same for every arm"),
+    (define_bad_range, "define(trial, ctx) raised at budget 2,128 (line 32): ValueError: `low <= high` must hold"),
+    (define_returns_list, "must return a dict of constants (e.g. suggest_architecture's) or None, got list"),
+])
+def test_a_define_that_samples_what_it_may_not_or_raises_is_refused(fn, message):
+    s = space(Arm("m", "linear", fn))
+    check_space(s)                             # the declaration itself is fine
+    with pytest.raises(UserError) as e:
+        check_defines(s, arm_contexts(s, 64))
+    assert message in str(e.value)
+
+
+def test_every_shipped_space_passes_the_checks():
+    digits = load_dataset("digits")
+    for name in builtin_spaces():
+        s = load_space(name)                   # runs check_space
+        check_defines(s, arm_contexts(s, digits.input_dim))
+
+
+def test_a_misnamed_parameter_that_reaches_a_trial_is_its_error_row():
+    """A branch the checks' random trials missed still never trains with an ignored name."""
+    from tunekae.trial import run_trial
+    arm = {"name": "mlp_b2128", "family": "mlp", "layer": "linear", "variant": "ae", "budget": 2128}
+    run = {"input_dim": 64, "latent_dim": 16, "epochs": 1}
+    reports = []
+    final = run_trial({"depth": 0, "learning_rate": 0.1, "seed": 3}, arm, run, load_dataset("digits"),
+                      reports.append, seed=0)
+    assert final["status"] == "error" and reports == [final]
+    assert "'learning_rate', which is no model or training option" in final["error"]
+    assert "'seed', which is the search's --seed" in final["error"]
+
+
+def test_a_users_space_file_with_a_typo_exits_2_and_writes_nothing(run_cli, tmp_path):
+    space_file = tmp_path / "typo_space.py"
+    space_file.write_text('''from tunekae.spaces import Arm, Space, suggest_architecture
+
+
+def define(trial, ctx):
+    arch = suggest_architecture(trial, ctx)
+    trial.suggest_float("weight_decy", 1e-6, 1e-3, log=True)
+    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+    return arch
+
+
+SPACE = Space(name="typo", description="a typo", arms=[Arm("mlp", "linear", define)], budgets=["1x"])
+''')
+    out_dir = tmp_path / "out"
+    code, _, err = run_cli("search", "--space", space_file, "--output", out_dir)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out_dir.exists()
+    assert f"space file {space_file}: arm 'mlp': define(trial, ctx) samples 'weight_decy'" in err
