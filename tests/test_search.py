@@ -222,6 +222,29 @@ SPACE = Space(name="my_space", description="one cheby arm", dataset="digits", la
     assert json.loads((out_dir / "run.json").read_text())["space"] == "my_space"
 
 
+def test_the_readmes_own_comparison_runs_as_written(run_cli, tmp_path):
+    import re
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### Your own comparison", 1)[1]
+    space_file = tmp_path / "my_comparison.py"
+    space_file.write_text(re.search(r"```python\n(.*?)```", section, re.S).group(1))
+    space = load_space(str(space_file))
+    from tunekae.spaces import arm_contexts
+    feasible = {c.key: sorted(c.feasible) for c in arm_contexts(space, 64, ["4x"])}
+    # depth 0 is the 1x MLP, and two order-3 KAE layers miss 8,512 within 2%: sampled depths fit
+    assert feasible == {"mlp_b8512": [1, 2, 3], "kae3_b8512": [1]}
+    out_dir = tmp_path / "mine"
+    code, _, err = run_cli("search", "--space", space_file, "--samples", 3, "--epochs", 2, "--budgets", "4x",
+                           "--output", out_dir, "--quiet")
+    assert code == 0, err
+    results = pd.read_csv(out_dir / "results.csv")
+    assert sorted(results["arm"].unique()) == ["kae3_b8512", "mlp_b8512"] and (results["status"] == "ok").all()
+    kae = results[results["arm"] == "kae3_b8512"]
+    assert (kae["hp_order"] == 3).all() and (kae["depth"] == 1).all()
+    assert (abs(results["params"] - 8512) <= 0.02 * 8512).all()
+    assert json.loads((out_dir / "run.json").read_text())["space"] == "kae3_vs_deep_mlp"
+
+
 def test_an_invalid_sampled_value_is_recorded_not_raised():
     from tunekae.trial import run_trial
     from tunekae.data import load_dataset
