@@ -32,6 +32,12 @@ def define_bad_range(trial, ctx):
     trial.suggest_float("lr", 1e-2, 1e-4, log=True)
 
 
+def define_misspelt_choice(trial, ctx):
+    arch = suggest_architecture(trial, ctx)
+    trial.suggest_categorical("hidden_activation", ["relu", "selu"])
+    return arch
+
+
 def define_returns_list(trial, ctx):
     return [suggest_architecture(trial, ctx)]
 
@@ -74,13 +80,14 @@ def test_a_mistaken_space_declaration_is_refused_naming_the_arm(bad, message):
     (define_typo, "arm 'm': define(trial, ctx) samples 'learning_rate', which is no model or training option"),
     (define_epochs_sometimes, "samples 'epochs', which is the search's --epochs, the same for every arm"),
     (define_bad_range, "define(trial, ctx) raised at budget 2,128 (line 32): ValueError: `low <= high` must hold"),
+    (define_misspelt_choice, "hidden_activation='selu'): hidden_activation must be one of relu, relu6"),
     (define_returns_list, "must return a dict of constants (e.g. suggest_architecture's) or None, got list"),
 ])
 def test_a_define_that_samples_what_it_may_not_or_raises_is_refused(fn, message):
     s = space(Arm("m", "linear", fn))
     check_space(s)                             # the declaration itself is fine
     with pytest.raises(UserError) as e:
-        check_defines(s, arm_contexts(s, 64))
+        check_defines(s, arm_contexts(s, 64), 64)
     assert message in str(e.value)
 
 
@@ -88,7 +95,7 @@ def test_every_shipped_space_passes_the_checks():
     digits = load_dataset("digits")
     for name in builtin_spaces():
         s = load_space(name)                   # runs check_space
-        check_defines(s, arm_contexts(s, digits.input_dim))
+        check_defines(s, arm_contexts(s, digits.input_dim), digits.input_dim)
 
 
 def test_a_misnamed_parameter_that_reaches_a_trial_is_its_error_row():

@@ -77,12 +77,14 @@ def _check_arm(arm: Arm, where: str) -> None:
         raise UserError(f"{at}: start must be a dict of parameter values or None, got {arm.start!r}")
 
 
-def check_defines(space: Space, contexts: list[ArmContext], probes: int = PROBES) -> None:
+def check_defines(space: Space, contexts: list[ArmContext], input_dim: int, probes: int = PROBES) -> None:
     """Runs every arm's define-by-run function on `probes` random Optuna trials at each budget
     it can be built at (in memory, a few ms each): it must not raise, must return a dict of
-    constants or None, and may only sample model and training options the search does not
-    reserve. Branches that random trials miss are still checked at trial time (an unknown name
-    makes that trial an `error` row)."""
+    constants or None, may only sample model and training options the search does not reserve,
+    and the values it samples must make valid configurations (an activation spelled wrong in a
+    choice list). Branches that random trials miss are still checked at trial time: such a
+    trial becomes an `error` row."""
+    from .trial import unsolved_configs
     import optuna
     where = _where(space)
     verbosity = optuna.logging.get_verbosity()
@@ -91,6 +93,7 @@ def check_defines(space: Space, contexts: list[ArmContext], probes: int = PROBES
         for ctx in (c for c in contexts if c.feasible):
             study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
             names: set[str] = set()
+            sampled: list[dict] = []
             for _ in range(probes):
                 trial = study.ask()
                 try:
@@ -102,9 +105,18 @@ def check_defines(space: Space, contexts: list[ArmContext], probes: int = PROBES
                     raise UserError(f"{where}: arm {ctx.arm.name!r}: define(trial, ctx) must return a dict of "
                                     f"constants (e.g. suggest_architecture's) or None, got {type(constants).__name__}")
                 names |= set(trial.params) | set(constants or {})
+                sampled.append({**trial.params, **(constants or {})})
             problems = misnamed_params(names)
             if problems:
                 raise UserError(f"{where}: arm {ctx.arm.name!r}: define(trial, ctx) samples " + "; ".join(problems))
+            run = {"input_dim": input_dim, "latent_dim": space.latent_dim, "epochs": 1, "tolerance": space.tolerance}
+            for params in sampled:
+                try:   # values only: whether widths fit the budget is the trial's finding
+                    unsolved_configs(params, ctx.to_dict(), run, seed=0)
+                except (TypeError, ValueError) as e:
+                    shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if not k.startswith("shape_d"))
+                    raise UserError(f"{where}: arm {ctx.arm.name!r}: define(trial, ctx) sampled an invalid "
+                                    f"configuration ({shown}): {e}") from None
     finally:
         optuna.logging.set_verbosity(verbosity)
 

@@ -57,15 +57,22 @@ def split_params(params: dict) -> tuple[dict, dict]:
     return model, train
 
 
-def build_configs(params: dict, arm: dict, run: dict, seed: int):
-    """Returns (ModelConfig with solved widths, TrainConfig, Match). Raises InfeasibleBudget."""
+def unsolved_configs(params: dict, arm: dict, run: dict, seed: int):
+    """(ModelConfig without hidden widths, TrainConfig); ValueError or TypeError for a value
+    either refuses (space_checks uses this to check what a define samples, without solving)."""
     from .train import TrainConfig
     model_fields, train_fields = split_params(params)
     base = ModelConfig(family=arm["layer"], variant=arm["variant"], input_dim=run["input_dim"],
                        latent_dim=run["latent_dim"], seed=seed, **{**arm.get("fixed", {}), **model_fields})
-    match = solve_widths(base, arm["budget"], int(params.get("depth", 1)), run.get("tolerance", 0.02))
     train = TrainConfig(**{**train_fields, "epochs": run["epochs"], "seed": seed,
                            "threads": run.get("threads"), "device": run.get("device", "auto")})
+    return base, train
+
+
+def build_configs(params: dict, arm: dict, run: dict, seed: int):
+    """Returns (ModelConfig with solved widths, TrainConfig, Match). Raises InfeasibleBudget."""
+    base, train = unsolved_configs(params, arm, run, seed)
+    match = solve_widths(base, arm["budget"], int(params.get("depth", 1)), run.get("tolerance", 0.02))
     return base.replace(hidden=match.hidden), train, match
 
 

@@ -208,7 +208,7 @@ def run(args) -> int:
     contexts = arm_contexts(space, splits.input_dim, args.budgets)
     _check_arms_unique(contexts)
     _check_budgets_fit(contexts, space, splits.input_dim)
-    check_defines(space, contexts)
+    check_defines(space, contexts, splits.input_dim)
     samples, epochs = args.samples or space.samples_per_arm, args.epochs or space.epochs
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     output = Path(args.output or f"results/{space.name}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
