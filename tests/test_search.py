@@ -294,6 +294,40 @@ def test_resume_refuses_options_that_differ_from_the_search_and_changes_nothing(
     assert pd.read_csv(out / "results.csv").equals(pd.read_csv(io.BytesIO(before["results.csv"])))
 
 
+def test_resume_refuses_a_space_file_edited_since_the_search_started(run_cli, tmp_path):
+    space_file = tmp_path / "mine.py"
+    original = """from tunekae.spaces import Arm, Space, suggest_architecture, suggest_training
+
+
+def define(trial, ctx):
+    arch = suggest_architecture(trial, ctx)
+    suggest_training(trial, lr=(1e-4, 1e-2))
+    return arch
+
+
+SPACE = Space(name="mine", description="one MLP arm", arms=[Arm("mlp", "linear", define)], budgets=["1x"])
+"""
+    space_file.write_text(original)
+    out = tmp_path / "run"
+    code, _, err = run_cli("search", "--space", space_file, "--samples", 1, "--epochs", 1, "--output", out, "--quiet")
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in (out / "run.json", out / "results.csv")}
+    space_file.write_text(original.replace("lr=(1e-4, 1e-2)", "lr=(1e-3, 1e-1)"))   # another space now
+    code, _, err = run_cli("search", "--output", out, "--resume", "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{space_file} has changed since this search started" in err
+    assert {p.name: p.read_bytes() for p in (out / "run.json", out / "results.csv")} == before
+    space_file.write_text(original)                                                   # put back: it resumes
+    code, _, err = run_cli("search", "--output", out, "--resume", "--quiet")
+    assert code == 0 and "finished earlier; skipped" in err
+    # arms that differ from the search's (a solver that now fits other shapes) are refused too
+    meta = json.loads((out / "run.json").read_text())
+    meta["arms"][0]["feasible"] = {"2": meta["arms"][0]["feasible"]["0"]}
+    (out / "run.json").write_text(json.dumps(meta))
+    code, _, err = run_cli("search", "--output", out, "--resume", "--quiet")
+    assert code == 2 and "differ from those it started with (mlp_b2128)" in err
+
+
 def test_a_sigterm_during_worker_shutdown_prints_no_traceback():
     # Ray's SIGTERM handler raises SystemExit; inside a weakref callback Python used to print it
     # as "Exception ignored ... SystemExit: 1" once an arm. Other unraisable errors still print.

@@ -8,6 +8,7 @@ architectures (feasibility by construction).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import pkgutil
@@ -55,6 +56,7 @@ class Space:
     reduction_factor: int = 4
     tolerance: float = 0.02
     source: str = ""                            # the module or file it came from
+    source_sha256: str = ""                     # of that file: --resume refuses an edited space
 
 
 @dataclass
@@ -212,6 +214,7 @@ def load_space(name_or_path: str) -> Space:
     if not isinstance(space, Space):
         raise UserError(f"{name_or_path} defines no SPACE = tunekae.spaces.Space(...)")
     space.source = source
+    space.source_sha256 = hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()
     from .space_checks import check_space   # its own module: it needs spaces' classes
     check_space(space)
     return space

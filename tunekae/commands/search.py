@@ -111,6 +111,23 @@ def _check_resume_options(args, saved: dict) -> None:
                         f"{'; '.join(differ)}. Leave them out, or start a new search with another --output")
 
 
+def _check_resume_space(saved: dict, space, contexts) -> None:
+    """The same options are not enough for --resume: a space file edited since the search
+    started (another lr range, one more arm) would run its remaining trials from another space
+    into the same studies and table; and a tunekae whose solver fits other shapes would do so too."""
+    if saved.get("space_sha256", space.source_sha256) != space.source_sha256:
+        raise UserError(f"{space.source} has changed since this search started, so its remaining trials would "
+                        f"come from another space than its finished ones; put the file back as it was, or start a "
+                        f"new search with another --output")
+    now = {c.key: c.to_dict() for c in contexts}
+    was = {a["name"]: a for a in saved.get("arms", [])}
+    differ = sorted(k for k in now.keys() | was.keys() if json.loads(json.dumps(now.get(k))) != was.get(k))
+    if was and differ:
+        raise UserError(f"the arms of this search differ from those it started with ({', '.join(differ)}): the "
+                        f"budget solver or the space has changed since; finish it with the tunekae that started it, "
+                        f"or start a new search with another --output")
+
+
 def _check_budgets_fit(contexts, space, input_dim: int) -> None:
     """A budget that no arm can be built at would run nothing and report nothing: say so
     (the usual slip is a bare number meant as a multiple, `4` for `4x`). A budget that only
@@ -209,6 +226,8 @@ def run(args) -> int:
     _check_arms_unique(contexts)
     _check_budgets_fit(contexts, space, splits.input_dim)
     check_defines(space, contexts, splits.input_dim)
+    if args.resume:
+        _check_resume_space(json.loads((Path(args.output) / "run.json").read_text()), space, contexts)
     samples, epochs = args.samples or space.samples_per_arm, args.epochs or space.epochs
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     output = Path(args.output or f"results/{space.name}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -229,7 +248,8 @@ def run(args) -> int:
                                              "gpus_per_trial", "max_concurrent", "address", "storage", "quiet",
                                              "no_asha")}
     options["space"] = space.source if space.source.endswith(".py") else space.name
-    meta = {"space": space.name, "description": space.description, "dataset": dataset,
+    meta = {"space": space.name, "space_sha256": space.source_sha256, "description": space.description,
+            "dataset": dataset,
             "latent_dim": space.latent_dim, "input_dim": splits.input_dim, "tolerance": space.tolerance,
             "splits": {"train": len(splits.train_x), "val": len(splits.val_x), "test": len(splits.test_x)},
             "budgets": sorted({(c.budget_label, c.budget) for c in contexts}, key=lambda b: b[1]),
