@@ -129,3 +129,37 @@ SPACE = Space(name="typo", description="a typo", arms=[Arm("mlp", "linear", defi
     code, _, err = run_cli("search", "--space", space_file, "--output", out_dir)
     assert code == 2 and len(err.strip().splitlines()) == 1 and not out_dir.exists()
     assert f"space file {space_file}: arm 'mlp': define(trial, ctx) samples 'weight_decy'" in err
+
+
+def test_spaces_shows_one_space_as_a_search_would_run_it(run_cli):
+    code, out, err = run_cli("spaces", "kae_vs_mlp")
+    assert code == 0, err
+    assert "dataset digits (64 inputs), latent 16; 16 trials x 30 epochs per arm" in out
+    assert ("arm mlp: layer linear; samples batch_size, depth, hidden_activation, lr, optimizer, output_activation, "
+            "weight_decay; first trial optimizer=adam, lr=0.0001") in out
+    # the 1x MLP is depth 0; one hidden layer costs 162 parameters a unit here: 2,024 or 2,186 miss 2,128 by > 2%
+    assert "mlp_b2128        depth 0 | depth 2\n" in out
+    assert "kae_b2128        depth 2 (order=1, order=2)\n" in out
+
+
+def test_spaces_checks_a_users_file_and_shows_arms_that_cannot_be_built(run_cli, tmp_path):
+    space_file = tmp_path / "mine.py"
+    space_file.write_text('''from tunekae.spaces import Arm, Space, suggest_architecture
+
+
+def define(trial, ctx):
+    return suggest_architecture(trial, ctx)
+
+
+SPACE = Space(name="mine", description="order-3 KAE", arms=[Arm("kae3", "kae", define, shapes=[{"order": 3}])])
+''')
+    code, out, err = run_cli("spaces", space_file, "--budgets", "1x", "100k")
+    assert code == 0, err
+    assert "arm kae3: layer kae; shapes order=3; samples depth, order\n" in out
+    assert "kae3_b2128       cannot be built (nearest 2,084 or 2,648)" in out
+    assert "kae3_b100000     depth 1 (order=3) | depth 2 (order=3)" in out
+    space_file.write_text(space_file.read_text().replace('"kae", define', '"kea", define'))
+    code, _, err = run_cli("spaces", space_file)
+    assert code == 2 and f"space file {space_file}: arm 'kae3': unknown layer family 'kea'" in err
+    code, _, err = run_cli("spaces", "--budgets", "4x")
+    assert code == 2 and "describe one space: give it" in err

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import pickle
 import traceback
-from pathlib import Path
 
 from .errors import UserError
 from .models import ModelConfig
 from .spaces import Arm, ArmContext, Space
-from .trial import RESERVED, misnamed_params, tunable_names
+from .trial import RESERVED, misnamed_params, tunable_names, unsolved_configs
 
 PROBES = 16   # random trials per arm and budget that each define-by-run function is run on
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -77,18 +76,19 @@ def _check_arm(arm: Arm, where: str) -> None:
         raise UserError(f"{at}: start must be a dict of parameter values or None, got {arm.start!r}")
 
 
-def check_defines(space: Space, contexts: list[ArmContext], input_dim: int, probes: int = PROBES) -> None:
+def check_defines(space: Space, contexts: list[ArmContext], input_dim: int,
+                  probes: int = PROBES) -> dict[str, list[str]]:
     """Runs every arm's define-by-run function on `probes` random Optuna trials at each budget
     it can be built at (in memory, a few ms each): it must not raise, must return a dict of
     constants or None, may only sample model and training options the search does not reserve,
     and the values it samples must make valid configurations (an activation spelled wrong in a
     choice list). Branches that random trials miss are still checked at trial time: such a
-    trial becomes an `error` row."""
-    from .trial import unsolved_configs
+    trial becomes an `error` row. Returns, per arm, the names its probes sampled."""
     import optuna
     where = _where(space)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)   # no "A new study created" per arm
+    sampled_by_arm: dict[str, set[str]] = {}
     try:
         for ctx in (c for c in contexts if c.feasible):
             study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -106,6 +106,7 @@ def check_defines(space: Space, contexts: list[ArmContext], input_dim: int, prob
                                     f"constants (e.g. suggest_architecture's) or None, got {type(constants).__name__}")
                 names |= set(trial.params) | set(constants or {})
                 sampled.append({**trial.params, **(constants or {})})
+            sampled_by_arm.setdefault(ctx.arm.name, set()).update(names)
             problems = misnamed_params(names)
             if problems:
                 raise UserError(f"{where}: arm {ctx.arm.name!r}: define(trial, ctx) samples " + "; ".join(problems))
@@ -119,6 +120,7 @@ def check_defines(space: Space, contexts: list[ArmContext], input_dim: int, prob
                                     f"configuration ({shown}): {e}") from None
     finally:
         optuna.logging.set_verbosity(verbosity)
+    return {arm: sorted(names) for arm, names in sampled_by_arm.items()}
 
 
 def _model_options() -> set[str]:
@@ -140,7 +142,7 @@ def _where(space: Space) -> str:
 
 
 def _line_in(error: Exception, define) -> str:
-    """', line N' of the define's own file where the error went through it, else ''."""
+    """' (line N)': the last line of the define's own file that the error went through, else ''."""
     source = getattr(getattr(define, "__code__", None), "co_filename", None)
     lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if source and f.filename == source]
     return f" (line {lines[-1]})" if lines else ""
