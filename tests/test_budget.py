@@ -115,6 +115,8 @@ def test_infeasible_budget_names_the_reachable_range():
     below, above = e.value.nearest                         # one hidden unit apart, either side
     assert below < 100_000 < above and above - below == solve_widths(kan, above, 1, 0).params - below
     assert solve_widths(kan, below, 1, 0).hidden[0] + 1 == solve_widths(kan, above, 1, 0).hidden[0]
+    with pytest.raises(InfeasibleBudget, match=r"give 16,000 \(1,600x the budget\) parameters"):
+        solve_widths(kan, 10, depth=1)                     # a ratio, not +159900.0%
 
 
 def test_describe_cli_json(run_cli):

@@ -143,7 +143,8 @@ def solve_widths(cfg: ModelConfig, budget: int, depth: int = 1, tolerance: float
         return best
     below = max((m for m in candidates if m.params <= budget), key=lambda m: m.params, default=None)
     above = min((m for m in candidates if m.params > budget), key=lambda m: m.params, default=None)
-    nearest = " and ".join(f"{m.params:,} ({m.rel_error:+.1%})" for m in (below, above) if m)
+    off = lambda m: f"{m.rel_error:+.1%}" if abs(m.rel_error) < 1 else f"{m.params / budget:,.0f}x the budget"  # noqa: E731
+    nearest = " and ".join(f"{m.params:,} ({off(m)})" for m in (below, above) if m)
     smallest = feasible_range(cfg, depth)[0]
     shape = f"{cfg.family} at depth {depth}" + "".join(
         f", {k} {v}" for k, v in (("order", cfg.order), ("grid", cfg.grid)) if v is not None)
