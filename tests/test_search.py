@@ -328,6 +328,21 @@ SPACE = Space(name="mine", description="one MLP arm", arms=[Arm("mlp", "linear",
     assert code == 2 and "differ from those it started with (mlp_b2128)" in err
 
 
+def test_one_trial_at_a_time_a_search_repeats_exactly(run_cli, tmp_path):
+    """README: with --max-concurrent 1 the same command gives the same trials and losses (with
+    concurrent trials the order of reports steers TPE and ASHA, so it does not)."""
+    tables = []
+    for run in ("a", "b"):
+        code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 5, "--epochs", 3, "--budgets", "1x",
+                               "--max-concurrent", 1, "--seed", 7, "--output", tmp_path / run, "--quiet")
+        assert code == 0, err
+        table = pd.read_csv(tmp_path / run / "results.csv").sort_values(["arm", "study_trial"], ignore_index=True)
+        tables.append(table[[c for c in table if c.startswith("hp_")]
+                            + ["arm", "study_trial", "hidden", "val_loss", "epochs_completed", "stopped_early"]])
+    assert len(tables[0]) == 10 and tables[0]["stopped_early"].any()     # ASHA decided something
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
 def test_a_sigterm_during_worker_shutdown_prints_no_traceback():
     # Ray's SIGTERM handler raises SystemExit; inside a weakref callback Python used to print it
     # as "Exception ignored ... SystemExit: 1" once an arm. Other unraisable errors still print.
