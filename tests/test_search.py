@@ -199,6 +199,14 @@ def test_tune_storage_can_be_a_uri_apart_from_the_output(run_cli, tmp_path):
     assert code == 2 and "--storage nope://x" in err and not (tmp_path / "bad").exists()
 
 
+def test_run_json_records_the_command_as_it_can_be_run_again(monkeypatch):
+    from tunekae.commands.search import command_line
+    monkeypatch.setattr("sys.argv", ["/opt/x/tunekae/__main__.py", "search", "--space", "my file.py"])
+    assert command_line() == "python -m tunekae search --space 'my file.py'"
+    monkeypatch.setattr("sys.argv", ["/usr/bin/tunekae-wrapper", "search"])     # anything else as it was
+    assert command_line() == "/usr/bin/tunekae-wrapper search"
+
+
 def test_a_users_space_file_runs(run_cli, tmp_path):
     space_file = tmp_path / "my_space.py"
     space_file.write_text('''

@@ -111,6 +111,15 @@ def _check_resume_options(args, saved: dict) -> None:
                         f"{'; '.join(differ)}. Leave them out, or start a new search with another --output")
 
 
+def command_line() -> str:
+    """The command as the user can run it again: `python -m tunekae search ...`, where Python
+    sees (and sys.argv holds) the path of tunekae/__main__.py."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "tunekae":
+        argv = ["python", "-m", "tunekae"] + argv[1:]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
 def _check_resume_space(saved: dict, space, contexts) -> None:
     """The same options are not enough for --resume: a space file edited since the search
     started (another lr range, one more arm) would run its remaining trials from another space
@@ -256,7 +265,7 @@ def run(args) -> int:
             "arms": [c.to_dict() for c in contexts], "samples_per_arm": samples, "epochs": epochs,
             "asha": {"grace_period": min(space.grace_period, epochs), "reduction_factor": space.reduction_factor,
                      "max_t": epochs} if not args.no_asha else None,
-            "seed": args.seed, "command": " ".join(shlex.quote(a) for a in sys.argv), "options": options,
+            "seed": args.seed, "command": command_line(), "options": options,
             "versions": _versions(), "hardware": _hardware(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if args.resume:
         old = json.loads((output / "run.json").read_text())
