@@ -156,6 +156,45 @@ def test_every_shipped_space_runs(space, run_cli, tmp_path):
     assert "full-budget" in out and "results:" in out
 
 
+def test_optuna_dashboard_opens_each_arms_study(run_cli, tmp_path):
+    """README: `optuna-dashboard DIR/studies/<arm>.journal`. The real dashboard (a test
+    dependency) serves each arm's study with its trials and their validation losses."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    out_dir = tmp_path / "dash"
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 3, "--epochs", 2, "--budgets", "1x",
+                           "--output", out_dir, "--quiet")
+    assert code == 0, err
+    results = pd.read_csv(out_dir / "results.csv")
+    for arm in ("mlp_b2128", "kae_b2128"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        log = (tmp_path / f"{arm}.log").open("w")
+        dashboard = subprocess.Popen([str(Path(sys.executable).parent / "optuna-dashboard"),
+                                      str(out_dir / "studies" / f"{arm}.journal"), "--host", "127.0.0.1",
+                                      "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline, study = time.monotonic() + 60, None
+            while study is None and time.monotonic() < deadline and dashboard.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/0?after=0", timeout=5) as r:
+                        study = json.load(r)
+                except OSError:
+                    time.sleep(0.5)
+            assert study is not None, (tmp_path / f"{arm}.log").read_text()
+        finally:
+            dashboard.terminate()
+            dashboard.wait(timeout=30)
+            log.close()
+        assert study["name"] == arm and [t["state"] for t in study["trials"]] == ["Complete"] * 3
+        shown = sorted(t["values"][0] for t in study["trials"])
+        assert shown == pytest.approx(sorted(results.loc[results["arm"] == arm, "val_loss"]))
+
+
 def test_starting_point_is_the_papers_recipe(run_cli, tmp_path):
     out_dir = tmp_path / "start"
     code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 1, "--epochs", 1, "--budgets", "4x",
