@@ -118,6 +118,8 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
         if last:                              # final metrics ride on the last report
             try:
                 for name, value in evaluate(model, splits, split=split, seed=seed).items():
+                    if name == "val_loss":    # keep the epoch's, as ASHA and every other report had it
+                        continue              # (evaluate's float64 sum differs in the 10th digit)
                     metrics[name if name == f"{split}_loss" or split == "test" else f"{split}_{name}"] = value
             except Exception as e:  # a metric failing must not lose the trained trial
                 metrics["metrics_error"] = f"{type(e).__name__}: {e}"
