@@ -390,6 +390,42 @@ def test_one_trial_at_a_time_a_search_repeats_exactly(run_cli, tmp_path):
     pd.testing.assert_frame_equal(tables[0], tables[1])
 
 
+def test_train_from_a_search_retrains_one_trial_exactly(run_cli, tmp_path):
+    """`train --from DIR --trial ID`: the trial's widths, hyperparameters and seed on the search's
+    split give the val_loss the search recorded, to the last bit (the search trained it in a
+    warm trainer, with Ray's copy of the data)."""
+    out = tmp_path / "run"
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--samples", 2, "--epochs", 3, "--budgets", "1x",
+                           "--no-asha", "--seed", 3, "--output", out, "--quiet")
+    assert code == 0, err
+    results = pd.read_csv(out / "results.csv", dtype={"trial_id": str})
+    for _, row in results.iterrows():
+        code, stdout, err = run_cli("train", "--from", out, "--trial", row["trial_id"], "--json")
+        assert code == 0, err
+        again = json.loads(stdout)
+        assert again["val_loss"] == row["val_loss"] and again["epochs"] == 3
+        assert again["params"] == row["params"] and again["hidden"] == [int(h) for h in str(row["hidden"]).split(",")
+                                                                        if h not in ("", "nan")]
+        assert f"trial {row['trial_id']} ({row['arm']}:{row['study_trial']}) of {out}: the search's val_loss" in err
+    first = results.iloc[0]
+    code, stdout, _ = run_cli("train", "--from", out, "--trial", f"{first['arm']}:{first['study_trial']}", "--json",
+                              "--epochs", 1)
+    assert code == 0 and json.loads(stdout)["epochs"] == 1
+    for argv, message in [
+        (["--trial", first["trial_id"], "--lr", 0.1], "so --lr cannot change it"),
+        (["--trial", "nope"], "no trial 'nope' in"),
+        (["--trial", f"{first['arm']}:99"], f"no trial '{first['arm']}:99' in"),
+    ]:
+        code, _, err = run_cli("train", "--from", out, *argv)
+        assert code == 2 and message in err, err
+    code, _, err = run_cli("train", "--trial", first["trial_id"])
+    assert code == 2 and "--from DIR and --trial ID go together" in err
+    results.loc[0, ["status", "config_json", "error"]] = ["infeasible", None, "no widths fit"]
+    results.to_csv(out / "results.csv", index=False)
+    code, _, err = run_cli("train", "--from", out, "--trial", first["trial_id"])
+    assert code == 2 and "has no configuration to retrain (status infeasible: no widths fit)" in err
+
+
 def test_a_sigterm_during_worker_shutdown_prints_no_traceback():
     # Ray's SIGTERM handler raises SystemExit; inside a weakref callback Python used to print it
     # as "Exception ignored ... SystemExit: 1" once an arm. Other unraisable errors still print.

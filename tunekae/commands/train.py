@@ -17,10 +17,19 @@ EXAMPLES = """  python -m tunekae train                    # MLP 64-16-64 on dig
   python -m tunekae train --family mlp --hidden 256,64 --variant vae --optimizer adamw --lr 1e-3 --cosine
   python -m tunekae train --family cheby --order 4 --optimizer lbfgs --lr 1 --batch-size 0 --epochs 20
   python -m tunekae train --noise salt_pepper --noise-level 0.2 --save runs/dae.pt
+  python -m tunekae train --from results/my-search --trial e4eb0707   # one trial of a search, exactly
+  python -m tunekae train --from results/my-search --trial kae_b8512:3 --epochs 60 --save runs/kae.pt
 """
+# With --from, the trial's own configuration; only these may still be given.
+FROM_MAY_SET = {"epochs", "device", "threads", "compile", "data_dir", "json", "save", "from_dir", "trial"}
 
 
 def add_arguments(p):
+    f = p.add_argument_group("a trial of a search (instead of the model and training flags)")
+    f.add_argument("--from", dest="from_dir", metavar="DIR", help="a finished search's output dir")
+    f.add_argument("--trial", help="with --from: the trial's id (results.csv's trial_id, Ray's output) or ARM:N "
+                                   "(its number in the arm's Optuna study); retrained with its own widths, "
+                                   "hyperparameters and seed on the search's data split")
     add_model_arguments(p)
     s = p.add_argument_group("shape (one of --hidden or --budget; neither: no hidden layer)")
     s.add_argument("--hidden", type=comma_ints, help="encoder hidden widths, comma list like 64,32")
@@ -39,11 +48,12 @@ def add_arguments(p):
     t.add_argument("--weight-decay", type=float, default=1e-4, help="default 1e-4")
     t.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default 0.9)")
     t.add_argument("--batch-size", type=int, default=256, help="default 256; 0: full batch (lbfgs)")
-    t.add_argument("--epochs", type=int, default=10, help="default 10")
+    t.add_argument("--epochs", type=int, help="default 10 (with --from: the search's)")
     t.add_argument("--cosine", action="store_true", help="cosine-anneal the learning rate to 0 over the run")
     t.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (default 0: off)")
     t.add_argument("--seed", type=int, default=0, help="fixes the weights, data order, corruption and val split")
-    t.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1 ...")
+    t.add_argument("--device", help="auto (cuda when available; the default), cpu, cuda, cuda:1 ... "
+                                    "(with --from: the trial's)")
     t.add_argument("--threads", type=int, help="torch CPU threads (default: every CPU available; never more)")
     t.add_argument("--compile", action="store_true", help="torch.compile the forward + loss (eager if it fails)")
     t.add_argument("--grid-update-epochs", type=int, default=0,
@@ -58,13 +68,11 @@ def _finite(value):
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
-def run(args) -> int:
-    import torch
-
-    from ..budget import count_flops, count_params, parse_budget, solve_widths
+def _from_flags(args):
+    """(ModelConfig, TrainConfig, Splits, Match or None, family label) from the model and training flags."""
+    from ..budget import parse_budget, solve_widths
     from ..data import load_dataset
-    from ..metrics import evaluate
-    from ..train import TrainConfig, resolve_device, resolve_threads, train_model
+    from ..train import TrainConfig
 
     if args.hidden is not None and args.budget is not None:
         raise UserError("give --hidden (fixed widths) or --budget (solved widths), not both")
@@ -73,14 +81,12 @@ def run(args) -> int:
     check_seed(args.seed)
     try:
         train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-                                momentum=args.momentum, batch_size=args.batch_size, epochs=args.epochs,
-                                cosine=args.cosine, grad_clip=args.grad_clip, seed=args.seed, device=args.device,
-                                threads=args.threads, compile=args.compile,
-                                grid_update_epochs=args.grid_update_epochs)
-        device = resolve_device(args.device)
-    except (ValueError, RuntimeError) as e:
+                                momentum=args.momentum, batch_size=args.batch_size,
+                                epochs=10 if args.epochs is None else args.epochs, cosine=args.cosine,
+                                grad_clip=args.grad_clip, seed=args.seed, device=args.device or "auto",
+                                threads=args.threads, compile=args.compile, grid_update_epochs=args.grid_update_epochs)
+    except ValueError as e:
         raise UserError(f"{e} (see --help)") from None
-
     splits = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, val_fraction=args.val_fraction)
     cfg = model_config_from_args(args, splits.input_dim, tuple(args.hidden or ())).replace(seed=args.seed)
     match = None
@@ -88,6 +94,60 @@ def run(args) -> int:
         budget = parse_budget(args.budget, cfg.input_dim, cfg.latent_dim)
         match = solve_widths(cfg, budget, args.depth, args.tolerance)
         cfg = cfg.replace(hidden=match.hidden)
+    return cfg, train_cfg, splits, match, args.family
+
+
+def _from_search(args):
+    """(ModelConfig, TrainConfig, Splits, None, family label) of a search's trial (search_trial.py): its
+    configuration as it trained, on the search's split; --epochs, --device and --threads may
+    change it, every other model or training flag is refused (it would not be that trial)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ..data import load_dataset
+    from ..search_trial import describe, find_trial, trial_configs
+    if not (args.from_dir and args.trial):
+        raise UserError("--from DIR and --trial ID go together: the search's output dir and one of its trials")
+    defaults = vars(_parser().parse_args([]))
+    given = sorted(k for k, v in vars(args).items() if k in defaults and k not in FROM_MAY_SET and v != defaults[k])
+    if given:
+        raise UserError(f"--from retrains the trial's own configuration, so {', '.join(_flag(k) for k in given)} "
+                        f"cannot change it; only --epochs, --device, --threads, --compile, --data-dir, --json and "
+                        f"--save apply")
+    row, run = find_trial(Path(args.from_dir), args.trial)
+    cfg, train_cfg = trial_configs(row)
+    train_cfg = replace(train_cfg, epochs=args.epochs or train_cfg.epochs, device=args.device or train_cfg.device,
+                        threads=args.threads or train_cfg.threads, compile=args.compile or train_cfg.compile)
+    print(describe(row, Path(args.from_dir)), file=sys.stderr if args.json else sys.stdout)
+    data_dir = args.data_dir or run.get("options", {}).get("data_dir")
+    return cfg, train_cfg, load_dataset(run["dataset"], data_dir=data_dir, seed=run["seed"]), None, row["family"]
+
+
+def _parser():
+    import argparse
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p
+
+
+def _flag(dest: str) -> str:
+    return {"latent": "--latent"}.get(dest, "--" + dest.replace("_", "-"))
+
+
+def run(args) -> int:
+    import torch
+
+    from ..budget import count_flops, count_params
+    from ..metrics import evaluate
+    from ..train import resolve_device, resolve_threads, train_model
+
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError("--epochs must be >= 1")
+    cfg, train_cfg, splits, match, family = _from_search(args) if args.from_dir or args.trial else _from_flags(args)
+    try:
+        device = resolve_device(train_cfg.device)
+    except (ValueError, RuntimeError) as e:
+        raise UserError(f"{e} (see --help)") from None
     try:
         from ..models import build_model
         with torch.device("meta"):
@@ -97,8 +157,8 @@ def run(args) -> int:
 
     log = sys.stderr if args.json else sys.stdout
     shape = " -> ".join(map(str, [cfg.input_dim, *cfg.hidden, cfg.latent_dim, *reversed(cfg.hidden), cfg.input_dim]))
-    threads = resolve_threads(args.threads)
-    print(f"{splits.name}: {args.family} {cfg.variant} {shape} on {device} ({threads} threads); "
+    threads = resolve_threads(train_cfg.threads)
+    print(f"{splits.name}: {family} {cfg.variant} {shape} on {device} ({threads} threads); "
           f"{train_cfg.optimizer} lr {train_cfg.lr:g}, batch {train_cfg.batch_size}, {train_cfg.epochs} epochs",
           file=log, flush=True)
 
@@ -110,8 +170,8 @@ def run(args) -> int:
     result = train_model(cfg, splits, train_cfg, on_epoch=on_epoch)
     model = result.model
     torch.set_num_threads(threads)      # the metrics get the same CPU share as the training
-    metrics = evaluate(model, splits, split="test", seed=args.seed) if result.status == "ok" else {}
-    out = {"dataset": splits.name, "family": args.family, "layer": cfg.family, "variant": cfg.variant,
+    metrics = evaluate(model, splits, split="test", seed=train_cfg.seed) if result.status == "ok" else {}
+    out = {"dataset": splits.name, "family": family, "layer": cfg.family, "variant": cfg.variant,
            "hidden": list(cfg.hidden), "latent": cfg.latent_dim, "order": cfg.order, "grid": cfg.grid,
            "params": count_params(model), "flops": count_flops(model, cfg.input_dim),
            "budget": match.budget if match else None, "budget_rel_error": match.rel_error if match else None,
