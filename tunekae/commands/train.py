@@ -98,9 +98,10 @@ def _from_flags(args):
 
 
 def _from_search(args):
-    """(ModelConfig, TrainConfig, Splits, None, family label) of a search's trial (search_trial.py): its
-    configuration as it trained, on the search's split; --epochs, --device and --threads may
-    change it, every other model or training flag is refused (it would not be that trial)."""
+    """(ModelConfig, TrainConfig, Splits, None, family label) of a search's trial (search_trial.py):
+    its configuration as it trained, on the search's split. The flags in FROM_MAY_SET (epochs,
+    device, threads, ...) may still be given; every other model or training flag is refused,
+    since the run would no longer be that trial."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -131,7 +132,7 @@ def _parser():
 
 
 def _flag(dest: str) -> str:
-    return {"latent": "--latent"}.get(dest, "--" + dest.replace("_", "-"))
+    return "--" + dest.replace("_", "-")
 
 
 def run(args) -> int:
