@@ -20,6 +20,13 @@ def check_seed(seed: int) -> None:
         raise UserError(f"--seed must be between 0 and {MAX_SEED}; got {seed}")
 
 
+def option_defaults(add_arguments: Callable[[argparse.ArgumentParser], None]) -> dict:
+    """dest -> default of a command's options: what a user left out compares equal to these."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return vars(parser.parse_args([]))
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message):
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..cli_support import DATA_DIR_HELP, check_seed
+from ..cli_support import DATA_DIR_HELP, check_seed, option_defaults
 from ..errors import UserError
 
 # Set by Ray's job supervisor in the environment of a `ray job submit` entrypoint
@@ -85,10 +85,7 @@ def _check_resume_options(args, saved: dict) -> None:
     """--resume finishes the search as it was started; an option given again with another
     value (a different space, more samples, other budgets) would mix two searches in one
     table, so it is refused rather than silently ignored."""
-    import argparse
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    defaults = vars(parser.parse_args([]))
+    defaults = option_defaults(add_arguments)
 
     def same(k, given, was) -> bool:
         if given == was:
@@ -189,21 +186,22 @@ def run(args) -> int:
     from ..space_checks import check_defines
     from ..spaces import arm_contexts, load_space
 
+    saved_run: dict = {}   # run.json of the search that --resume continues
     if args.resume:
         if not args.output:
             raise UserError("--resume needs --output DIR of the interrupted search")
         run_json = Path(args.output) / "run.json"
         if not run_json.exists():
             raise UserError(f"{args.output} is not a tunekae search output (no run.json); nothing to resume")
-        meta = json.loads(run_json.read_text())
-        saved = meta["options"]
+        saved_run = json.loads(run_json.read_text())
+        saved = saved_run["options"]
         _check_resume_options(args, saved)
         for k, v in saved.items():   # the interrupted search's options, except where it runs and how loudly
             if k not in RESUME_MAY_CHANGE or getattr(args, k) in (None, False):
                 setattr(args, k, v)
         for k in ("grace_period", "reduction_factor"):   # searches from before these options existed
-            if getattr(args, k) is None and meta.get("asha"):
-                setattr(args, k, meta["asha"][k])
+            if getattr(args, k) is None and saved_run.get("asha"):
+                setattr(args, k, saved_run["asha"][k])
         args.resume = True
     if not args.space:
         raise UserError("--space is required (see `python -m tunekae spaces`)")
@@ -236,7 +234,7 @@ def run(args) -> int:
     _check_budgets_fit(contexts, space, splits.input_dim)
     check_defines(space, contexts, splits.input_dim)
     if args.resume:
-        _check_resume_space(json.loads((Path(args.output) / "run.json").read_text()), space, contexts)
+        _check_resume_space(saved_run, space, contexts)
     samples, epochs = args.samples or space.samples_per_arm, args.epochs or space.epochs
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     output = Path(args.output or f"results/{space.name}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -268,8 +266,8 @@ def run(args) -> int:
             "seed": args.seed, "command": command_line(), "options": options,
             "versions": _versions(), "hardware": _hardware(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if args.resume:
-        old = json.loads((output / "run.json").read_text())
-        meta.update(started=old.get("started"), summary=old.get("summary", {}), wall_seconds=old.get("wall_seconds", 0))
+        meta.update(started=saved_run.get("started"), summary=saved_run.get("summary", {}),
+                    wall_seconds=saved_run.get("wall_seconds", 0))
     meta["budgets"] = [{"label": label, "params": n} for label, n in meta["budgets"]]
     run_search(space, contexts, splits, opts, output, meta, resume=args.resume)
     final = json.loads((output / "run.json").read_text())

@@ -5,7 +5,7 @@ import json
 import math
 import sys
 
-from ..cli_support import DATA_DIR_HELP, check_seed
+from ..cli_support import DATA_DIR_HELP, check_seed, option_defaults
 from ..errors import UserError
 from .model_options import add_model_arguments, comma_ints, model_config_from_args
 
@@ -109,7 +109,7 @@ def _from_search(args):
     from ..search_trial import describe, find_trial, trial_configs
     if not (args.from_dir and args.trial):
         raise UserError("--from DIR and --trial ID go together: the search's output dir and one of its trials")
-    defaults = vars(_parser().parse_args([]))
+    defaults = option_defaults(add_arguments)
     given = sorted(k for k, v in vars(args).items() if k in defaults and k not in FROM_MAY_SET and v != defaults[k])
     if given:
         raise UserError(f"--from retrains the trial's own configuration, so {', '.join(_flag(k) for k in given)} "
@@ -122,13 +122,6 @@ def _from_search(args):
     print(describe(row, Path(args.from_dir)), file=sys.stderr if args.json else sys.stdout)
     data_dir = args.data_dir or run.get("options", {}).get("data_dir")
     return cfg, train_cfg, load_dataset(run["dataset"], data_dir=data_dir, seed=run["seed"]), None, row["family"]
-
-
-def _parser():
-    import argparse
-    p = argparse.ArgumentParser()
-    add_arguments(p)
-    return p
 
 
 def _flag(dest: str) -> str:
