@@ -10,11 +10,10 @@ name that is no option (`learning_rate`) was recorded in every row and changed n
 from __future__ import annotations
 
 import pickle
-import traceback
 
 from .errors import UserError
 from .models import ModelConfig
-from .spaces import Arm, ArmContext, Space
+from .spaces import Arm, ArmContext, Space, lines_in
 from .trial import RESERVED, misnamed_params, tunable_names, unsolved_configs
 
 PROBES = 16   # random trials per arm and budget that each define-by-run function is run on
@@ -144,5 +143,5 @@ def _where(space: Space) -> str:
 def _line_in(error: Exception, define) -> str:
     """' (line N)': the last line of the define's own file that the error went through, else ''."""
     source = getattr(getattr(define, "__code__", None), "co_filename", None)
-    lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if source and f.filename == source]
+    lines = lines_in(error, source) if source else []
     return f" (line {lines[-1]})" if lines else ""

@@ -184,6 +184,11 @@ def builtin_spaces() -> dict[str, str]:
             if not m.name.startswith("_")}
 
 
+def lines_in(error: BaseException, file) -> list[int]:
+    """The lines of `file` (a user's space file) that the error's traceback went through."""
+    return [f.lineno for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == Path(file)]
+
+
 def load_space(name_or_path: str) -> Space:
     """A built-in space by name, or a user's module by file path."""
     if name_or_path.endswith(".py") or "/" in name_or_path:
@@ -197,7 +202,7 @@ def load_space(name_or_path: str) -> Space:
             spec.loader.exec_module(module)
         except Exception as e:   # the user's file, not tunekae: point at their line, not our stack
             sys.modules.pop(spec.name, None)
-            lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if Path(f.filename) == path.resolve()]
+            lines = lines_in(e, path.resolve())
             if isinstance(e, SyntaxError):
                 lines.append(e.lineno)
             where = f", line {lines[-1]}" if lines else ""
