@@ -158,15 +158,15 @@ def _check_budgets_fit(contexts, space, input_dim: int) -> None:
 
 def _check_arms_unique(contexts) -> None:
     """Each arm is one Tune experiment and one Optuna study, named by its key: a budget given
-    twice (`1x` and `2128` on digits) or two arms of one name would run into each other's."""
+    twice (`1x 1x`, or `1x` and `2128` on digits) would run them into each other. (Two arms of
+    one name are refused with the space, by space_checks.check_space.)"""
     seen: dict[str, object] = {}
     for c in contexts:
         if c.key in seen:
             first = seen[c.key]
             why = (f"budgets {first.budget_label} and {c.budget_label} are both {c.budget:,} parameters"
-                   if first.budget_label != c.budget_label else f"budget {c.budget_label} or arm {c.arm.name} "
-                                                                f"is given twice")
-            raise UserError(f"arm {c.key} would run twice: {why}; give each budget and arm once")
+                   if first.budget_label != c.budget_label else f"budget {c.budget_label} is given twice")
+            raise UserError(f"arm {c.key} would run twice: {why}; give each budget once")
         seen[c.key] = c
 
 
