@@ -135,7 +135,8 @@ def test_spaces_shows_one_space_as_a_search_would_run_it(run_cli):
     code, out, err = run_cli("spaces", "kae_vs_mlp")
     assert code == 0, err
     assert "dataset digits (64 inputs), latent 16; 16 trials x 30 epochs per arm" in out
-    assert ("arm mlp: layer linear; samples batch_size, depth, hidden_activation, lr, optimizer, output_activation, "
+    assert ("arm mlp: layer linear; samples batch_size, depth, hidden_activation, latent_activation, lr, optimizer, "
+            "output_activation, "
             "weight_decay; first trial optimizer=adam, lr=0.0001") in out
     # the 1x MLP is depth 0; one hidden layer costs 162 parameters a unit here: 2,024 or 2,186 miss 2,128 by > 2%
     assert "mlp_b2128        depth 0 | depth 2\n" in out
@@ -163,3 +164,46 @@ SPACE = Space(name="mine", description="order-3 KAE", arms=[Arm("kae3", "kae", d
     assert code == 2 and f"space file {space_file}: arm 'kae3': unknown layer family 'kea'" in err
     code, _, err = run_cli("spaces", "--budgets", "4x")
     assert code == 2 and "describe one space: give it" in err
+
+
+def _distributions(arm_name: str, space_name: str = "all_families", depth: int = 1) -> dict:
+    """Every distribution an arm's define samples at `depth` (an in-memory Optuna trial)."""
+    import optuna
+
+    from tunekae.spaces import arm_contexts, load_space
+    space = load_space(space_name)
+    ctx = next(c for c in arm_contexts(space, 784, ["410000"]) if c.arm.name == arm_name)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    dists = {}
+    for _ in range(40):   # conditional parameters (lamb_entropy) appear in some trials only
+        trial = study.ask()
+        ctx.arm.define(trial, ctx)
+        if trial.params.get("depth", depth) == depth:
+            dists.update(trial.distributions)
+        study.tell(trial, 0.0)
+    return dists
+
+
+def _reaches(dist, value) -> bool:
+    import optuna
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return value in dist.choices
+    return dist.low <= value <= dist.high
+
+
+@pytest.mark.parametrize("arm", ["mlp", "kae", "kan", "cheby", "rbf"])
+def test_every_arm_reaches_the_kae_reviews_winning_configurations(arm):
+    """relu6 in the latent and output positions, lr 1e-5, batch 512 (the KAE review's tables)."""
+    d = _distributions(arm)
+    for name, value in [("latent_activation", "relu6"), ("output_activation", "relu6"), ("lr", 1e-5),
+                        ("batch_size", 512), ("latent_activation", "relu"), ("output_activation", "sigmoid")]:
+        assert _reaches(d[name], value), (arm, name, value)
+
+
+def test_kae_samples_the_papers_relu_between_layers_and_kan_pykans_ranges():
+    kae = _distributions("kae")
+    assert kae["hidden_activation"].choices == ("relu", "none")
+    kan = _distributions("kan")
+    assert {0.0, 0.01, 0.1, 1.0} <= set(kan["lamb"].choices)
+    assert {0.0, 10.0, 100.0} <= set(kan["lamb_entropy"].choices)
+    assert {3, 5} <= set(_distributions("derp_vae")["derp_probes"].choices)

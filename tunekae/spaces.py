@@ -95,7 +95,20 @@ def suggest_architecture(trial, ctx: ArmContext) -> dict:
     return {"depth": depth, **shapes[labels.index(label)]}
 
 
-def suggest_training(trial, optimizers=("adam", "adamw"), lr=(1e-4, 1e-2), batch_sizes=(32, 64, 128, 256),
+# Ranges every arm searches alike. They reach the configurations that won in the KAE review's
+# tables (lr 1e-5, batch 512, relu6 in the latent and output positions).
+LATENT_ACTIVATIONS = ("relu", "relu6", "none")
+OUTPUT_ACTIVATIONS = ("sigmoid", "relu6", "none")
+
+
+def suggest_activations(trial, latent=LATENT_ACTIVATIONS, output=OUTPUT_ACTIVATIONS) -> None:
+    """The code's and the output's activations (the paper's: relu and sigmoid)."""
+    if latent:
+        trial.suggest_categorical("latent_activation", list(latent))
+    trial.suggest_categorical("output_activation", list(output))
+
+
+def suggest_training(trial, optimizers=("adam", "adamw"), lr=(1e-5, 1e-2), batch_sizes=(32, 64, 128, 256, 512),
                      weight_decay=(1e-6, 1e-3)) -> None:
     trial.suggest_categorical("optimizer", list(optimizers))
     trial.suggest_float("lr", *lr, log=True)

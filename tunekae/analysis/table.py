@@ -15,8 +15,8 @@ from .style import fmt_loss, fmt_metric, fmt_params, fmt_pm, fmt_seconds, markdo
 
 METRICS = ["knn_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse", "psnr"]
 HP_ORDER = ["order", "grid", "hidden_activation", "latent_activation", "output_activation", "optimizer", "lr",
-            "batch_size", "weight_decay", "beta", "derp_lambda", "derp_probes", "mmd_lambda", "kan_l1",
-            "kan_entropy", "dropout", "latent_l1", "noise", "noise_level"]
+            "batch_size", "weight_decay", "beta", "derp_lambda", "derp_probes", "mmd_lambda", "lamb",
+            "lamb_entropy", "kan_reg", "init", "dropout", "latent_l1", "noise", "noise_level"]
 
 
 def best_confirmed(res: Results, select: str = "val") -> pd.DataFrame:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
-from ..layers import FAMILIES
+from ..layers import FAMILIES, INITS
+from ..layers.kan import KAN_REGS
 from ..models import ACTIVATIONS, NOISE_KINDS, VARIANTS, ModelConfig
 
 FAMILY_ALIASES = {"mlp": "linear"}
@@ -39,10 +40,14 @@ def add_model_arguments(p: argparse.ArgumentParser, shape_only: bool = False) ->
     g.add_argument("--grid", type=int, help="kan: grid intervals G; rbf: number of centres")
     g.add_argument("--grid-range", type=float_pair, help="kan/rbf knot range LOW,HIGH (kan default -1,1)")
     g.add_argument("--variant", default="ae", choices=VARIANTS, help="ae or a VAE-family variant")
+    g.add_argument("--init", default="reference", choices=INITS,
+                   help="reference: each family's published initialization (default); fan_in: a departure, "
+                        "nn.Linear's scale over the expanded basis")
     if shape_only:
         return
     g.add_argument("--hidden-activation", choices=ACTIVATIONS,
-                   help="between hidden layers (default relu for mlp, none for KAN-like families)")
+                   help="between hidden layers (default: the family's reference architecture: relu for mlp and "
+                        "kae, none for kan, cheby and rbf)")
     g.add_argument("--latent-activation", default="relu", choices=ACTIVATIONS)
     g.add_argument("--output-activation", default="sigmoid", choices=ACTIVATIONS)
     g.add_argument("--beta", type=float, default=1.0, help="KL weight (vae family)")
@@ -54,17 +59,21 @@ def add_model_arguments(p: argparse.ArgumentParser, shape_only: bool = False) ->
     r.add_argument("--latent-l1", type=float, default=0.0, help="L1 weight on the latent code (sparse AE)")
     r.add_argument("--noise", default="none", choices=NOISE_KINDS, help="input corruption in training (denoising AE)")
     r.add_argument("--noise-level", type=float, default=0.0, help="gaussian sigma or salt-and-pepper rate")
-    r.add_argument("--kan-l1", type=float, default=0.0, help="kan: pykan's lamb (L1 of spline weights)")
-    r.add_argument("--kan-entropy", type=float, default=0.0, help="kan: pykan's lamb_entropy")
+    r.add_argument("--lamb", type=float, default=0.0,
+                   help="kan: pykan's lamb, the weight of its regularizer (l1 + lamb_entropy * entropy)")
+    r.add_argument("--lamb-entropy", type=float, default=2.0, help="kan: pykan's lamb_entropy (default 2.0)")
+    r.add_argument("--kan-reg", default="activation", choices=KAN_REGS,
+                   help="kan: activation (pykan's, default) or weights (efficient-kan's stand-in)")
 
 
 def model_config_from_args(args, input_dim: int, hidden: tuple[int, ...] = ()) -> ModelConfig:
     family = FAMILY_ALIASES.get(args.family, args.family)
     fields = dict(family=family, input_dim=input_dim, latent_dim=args.latent, hidden=hidden,
-                  order=args.order, grid=args.grid, grid_range=args.grid_range, variant=args.variant)
+                  order=args.order, grid=args.grid, grid_range=args.grid_range, variant=args.variant,
+                  init=args.init)
     for name in ("hidden_activation", "latent_activation", "output_activation", "beta", "derp_lambda",
                  "derp_probes", "mmd_lambda", "dropout", "latent_l1", "noise", "noise_level",
-                 "kan_l1", "kan_entropy"):
+                 "lamb", "lamb_entropy", "kan_reg"):
         if hasattr(args, name):
             fields[name] = getattr(args, name)
     try:

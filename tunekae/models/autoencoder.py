@@ -61,6 +61,7 @@ class Autoencoder(nn.Module):
         self.encoder = stack(cfg, enc_widths, self.encoder_activation())
         self.decoder = stack(cfg, [cfg.latent_dim, *reversed(cfg.hidden), cfg.input_dim],
                              cfg.output_activation)
+        track_kan_inputs(self)
 
     # Hooks the VAE subclasses override.
     def encoder_out_dim(self) -> int:
@@ -101,17 +102,28 @@ class Autoencoder(nn.Module):
         return [m for m in self.modules() if isinstance(m, BSplineKANLayer)]
 
 
+def track_kan_inputs(model: Autoencoder) -> None:
+    """pykan's regularizer is measured on the activations of the batch being trained: the KAN
+    layers keep their input from the training forward pass for loss_terms."""
+    needed = model.cfg.lamb > 0 and model.cfg.kan_reg == "activation"
+    for layer in model.kan_layers():
+        layer.track_input = needed
+
+
 def add_regularizers(terms: dict, model: Autoencoder, out: AEOutput) -> dict:
-    """Sparse-code L1 and KAN spline regularization (pykan's lamb / lamb_entropy)."""
+    """Sparse-code L1, and the KAN regularizer with pykan's weights:
+    loss + lamb * sum over KAN layers of (l1 + lamb_entropy * entropy) (layers/kan.py)."""
     cfg = model.cfg
     if cfg.latent_l1 > 0:
         terms["latent_l1"] = out.z.abs().mean()
         terms["loss"] = terms["loss"] + cfg.latent_l1 * terms["latent_l1"]
-    if (cfg.kan_l1 > 0 or cfg.kan_entropy > 0) and model.kan_layers():
+    layers = model.kan_layers() if cfg.lamb > 0 else []
+    if layers and (cfg.kan_reg == "weights" or model.training):
         l1 = entropy = 0.0
-        for layer in model.kan_layers():
-            a, e = layer.regularization_terms()
+        for layer in layers:
+            a, e = layer.regularization(cfg.kan_reg)
+            layer.last_input = None
             l1, entropy = l1 + a, entropy + e
         terms["kan_l1"], terms["kan_entropy"] = l1, entropy
-        terms["loss"] = terms["loss"] + cfg.kan_l1 * l1 + cfg.kan_entropy * entropy
+        terms["loss"] = terms["loss"] + cfg.lamb * (l1 + cfg.lamb_entropy * entropy)
     return terms

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from ..layers import check_init
+from ..layers.kan import KAN_REGS
+
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "silu", "gelu", "tanh", "sigmoid", "none")
 VARIANTS = ("ae", "vae", "beta_vae", "derp_vae", "wae_mmd")
 NOISE_KINDS = ("none", "gaussian", "salt_pepper")
 
-# Families whose layers are their own non-linearity: no activation between them by default.
-_KAN_LIKE = ("kae", "kan", "cheby", "rbf")
+# The activation between hidden layers that each family's reference architecture has. The KAE
+# paper's autoencoder puts a ReLU after every KAE layer but the last (encoder KAE-ReLU-KAE-ReLU,
+# decoder KAE-ReLU-KAE-Sigmoid: the authors' StandardAE); efficient-kan's KAN, ChebyKAN and
+# FastKAN stack their layers directly, each layer being its own non-linearity.
+REFERENCE_HIDDEN_ACTIVATION = {"linear": "relu", "kae": "relu", "kan": "none", "cheby": "none", "rbf": "none"}
 
 
 @dataclass
@@ -25,8 +31,9 @@ class ModelConfig:
     order: int | None = None            # kae: polynomial order p; kan: spline order k; cheby: degree D
     grid: int | None = None             # kan: grid intervals G; rbf: number of centres
     grid_range: tuple[float, float] | None = None  # kan / rbf knot range
+    init: str = "reference"             # reference (the family's own) | fan_in (tunekae.layers)
     # Activations.
-    hidden_activation: str | None = None  # None -> relu for linear, none for KAN-like families
+    hidden_activation: str | None = None  # None: the family's reference (REFERENCE_HIDDEN_ACTIVATION)
     latent_activation: str = "relu"       # the KAE paper's choice
     output_activation: str = "sigmoid"
     # Variant (VAE family) and its loss weights.
@@ -40,8 +47,10 @@ class ModelConfig:
     latent_l1: float = 0.0              # sparse AE: weight of mean |z|
     noise: str = "none"                 # input corruption during training: none, gaussian, salt_pepper
     noise_level: float = 0.0            # gaussian sigma or salt-and-pepper rate
-    kan_l1: float = 0.0                 # pykan's lamb on the spline weights (kan only)
-    kan_entropy: float = 0.0            # pykan's lamb_entropy (kan only)
+    # kan only, pykan's meaning: loss + lamb * (l1 + lamb_entropy * entropy) (layers/kan.py)
+    lamb: float = 0.0
+    lamb_entropy: float = 2.0           # pykan's fit() default; relative to lamb
+    kan_reg: str = "activation"         # activation (pykan's) | weights (efficient-kan's stand-in)
     seed: int = 0                       # fixes the DERP probes (weights are seeded by the caller)
     extra: dict = field(default_factory=dict)
 
@@ -55,6 +64,11 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {', '.join(ACTIVATIONS)}; got {value!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {self.variant!r}")
+        check_init(self.init)
+        if self.kan_reg not in KAN_REGS:
+            raise ValueError(f"kan_reg must be one of {', '.join(KAN_REGS)}; got {self.kan_reg!r}")
+        if self.lamb < 0 or self.lamb_entropy < 0:
+            raise ValueError("lamb and lamb_entropy must be >= 0")
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}; got {self.noise!r}")
         if any(h < 1 for h in self.hidden) or self.latent_dim < 1 or self.input_dim < 1:
@@ -64,10 +78,10 @@ class ModelConfig:
     def resolved_hidden_activation(self) -> str:
         if self.hidden_activation is not None:
             return self.hidden_activation
-        return "none" if self.family in _KAN_LIKE else "relu"
+        return REFERENCE_HIDDEN_ACTIVATION.get(self.family, "relu")
 
     def layer_options(self) -> dict:
-        return {"order": self.order, "grid": self.grid, "grid_range": self.grid_range}
+        return {"order": self.order, "grid": self.grid, "grid_range": self.grid_range, "init": self.init}
 
     def to_dict(self) -> dict:
         d = asdict(self)
