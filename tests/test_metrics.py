@@ -187,3 +187,17 @@ def test_evaluate_point_data_and_a_diverged_model():
     assert M.class_separation(np.zeros((4, 2)), np.array([0, 0, 1, 1])) == 0.0   # collapsed codes
     broken = M.evaluate(Broken(), moons)
     assert set(broken) == COMMON and math.isnan(broken["knn_acc"]) and math.isnan(broken["test_loss"])
+
+
+def test_mean_image_baseline_and_the_collapse_rule():
+    from tunekae.data import Splits
+    from tunekae.metrics import mean_image_mse, run_status
+    train = torch.tensor([[0.0, 0.0], [2.0, 2.0]])        # mean image (1, 1)
+    test = torch.tensor([[1.0, 1.0], [3.0, 1.0]])         # squared errors 0, 0, 4, 0
+    assert mean_image_mse(train, test) == pytest.approx(1.0)
+    y = torch.zeros(2, dtype=torch.int64)
+    splits = Splits("toy", train, y, test, y, test, y, None, 1)
+    assert run_status("ok", 0.96, splits, "test") == ("collapsed", pytest.approx(1.0))
+    assert run_status("ok", 1.7, splits, "test")[0] == "collapsed"       # worse than the mean image
+    assert run_status("ok", 0.94, splits, "test")[0] == "ok"
+    assert run_status("diverged", 0.99, splits, "val")[0] == "diverged"

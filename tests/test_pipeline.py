@@ -1,6 +1,7 @@
 """The whole tool as a user runs it: a tiny search -> confirm -> analysis report, checking that
 every promised file exists, every PNG decodes, and report.md's numbers equal the CSVs'."""
 import re
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import pandas as pd
@@ -68,6 +69,11 @@ def test_report_numbers_equal_the_csvs(pipeline_dir):
         assert f"({name})" in report   # the report links what it summarizes
     run = pd.read_json(pipeline_dir / "run.json", typ="series")
     assert str(run["samples_per_arm"]) in report and "digits" in report
+    # provenance: the commit that produced the study, in run.json and in the report
+    import subprocess
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent).stdout.strip()
+    assert run["tunekae"]["commit"] == head and f"at commit {head[:10]}" in report
 
 
 def test_report_measures_the_recipe_against_the_tuned_best(pipeline_dir):

@@ -216,6 +216,10 @@ def test_asha_stops_trials_early(run_cli, tmp_path):
     assert code == 0, err
     assert json.loads((out_dir / "run.json").read_text())["asha"] == {"grace_period": 2, "reduction_factor": 3,
                                                                        "max_t": 9}
+    # the recorded command spells out what decided the trials, the space's defaults included
+    rerun = json.loads((out_dir / "run.json").read_text())["rerun_command"]
+    assert ("--space kae_vs_mlp --dataset digits --budgets 1x --samples 8 --epochs 9 --seed 0 --tolerance 0.02 "
+            "--grace-period 2 --reduction-factor 3 --output") in rerun
     results = pd.read_csv(out_dir / "results.csv")
     assert results["stopped_early"].any()
     assert set(results.loc[results["stopped_early"], "epochs_completed"]) <= {2, 6}   # ASHA's rungs: 2, 2 x 3

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .status import FINISHED
+
 CONFIRM_SEED_BASE = 10_000   # fresh seeds, disjoint from the search's trial seeds
-SUMMARY = ["test_loss", "psnr", "knn_acc", "linear_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse",
+SUMMARY = ["test_loss", "mean_image_mse", "psnr", "knn_acc", "linear_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse",
            "label_agreement", "class_sep", "kl", "active_units", "ks_distance", "train_seconds",
            "seconds_per_epoch", "val_loss"]
 
@@ -28,7 +30,7 @@ def confirm_one(config_json: str, seed: int, splits, threads: int, device: str =
     the search's trial had); test metrics + the state dict."""
     import torch
 
-    from .metrics import evaluate
+    from .metrics import evaluate, run_status
     from .models import ModelConfig, build_model
     from .train import TrainConfig, fit, seed_everything
     torch.set_num_threads(max(1, threads))
@@ -42,6 +44,7 @@ def confirm_one(config_json: str, seed: int, splits, threads: int, device: str =
            "seconds_per_epoch": result.seconds_per_epoch, "val_loss": result.val_loss}
     if result.status == "ok":
         row.update(evaluate(model, splits, split="test", seed=seed))
+        row["status"], row["mean_image_mse"] = run_status("ok", row["test_loss"], splits, "test")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"row": row, "model": {"model_config": model_cfg.to_dict(), "state_dict": state}}
 
@@ -51,10 +54,12 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     hp = [c for c in runs if c.startswith("hp_")] + [c for c in ("params", "flops", "hidden", "depth") if c in runs]
     out = []
     for key, group in runs.groupby(keys, sort=False):
-        ok = group[group["status"] == "ok"]
+        # a collapsed seed is that configuration's real outcome: in the mean, and counted
+        ok = group[group["status"].isin(FINISHED)]
         row = dict(zip(keys, key))
         row.update({c: group[c].iloc[0] for c in hp})
         row["n"] = len(ok)
+        row["n_collapsed"] = int((group["status"] == "collapsed").sum())
         row["n_failed"] = len(group) - len(ok)
         for m in SUMMARY:
             if m in ok and ok[m].notna().any():

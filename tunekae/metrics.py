@@ -13,6 +13,10 @@
     label_agreement   a fixed pixel classifier gives the reconstruction the original's label
     class_sep         mean distance between class centroids / mean distance to own centroid
     kl, active_units, ks_distance   VAE family only (models with a posterior)
+    mean_image_mse    the baseline: MSE of predicting the training set's mean image for every x
+
+A run whose loss stays within COLLAPSE_MARGIN of the mean-image baseline (or above it) learned
+nothing an average image does not give: its status is `collapsed`, not `ok` (run_status).
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ import warnings
 
 import numpy as np
 import torch
+
+from .status import COLLAPSE_MARGIN
 
 BATCH = 4096
 NOISE_LEVEL = 0.1        # salt-and-pepper rate (u < 0.05 -> 0, u > 0.95 -> 1) and gaussian sigma
@@ -61,6 +67,23 @@ def psnr(mse_value: float) -> float:
     if mse_value <= 0:
         return math.inf
     return 10.0 * math.log10(1.0 / mse_value)
+
+
+def mean_image_mse(train_x, x) -> float:
+    """MSE of predicting the training split's mean image for every row of x: what a model that
+    ignores its input scores at best."""
+    train_x, x = torch.as_tensor(train_x), torch.as_tensor(x)
+    mean = train_x.double().mean(dim=0).to(x.device)
+    return float((x.double() - mean).pow(2).mean())
+
+
+def run_status(status: str, loss: float, splits, split: str) -> tuple[str, float]:
+    """(status, the mean-image baseline on `split`): `collapsed` for an ok run whose loss on
+    `split` is within COLLAPSE_MARGIN of the baseline or above it; any other status as it is."""
+    baseline = mean_image_mse(splits.train_x, splits.xy(split)[0])
+    if status == "ok" and loss >= (1 - COLLAPSE_MARGIN) * baseline:
+        return "collapsed", baseline
+    return status, baseline
 
 
 def subsample(n: int, max_n: int, seed: int) -> np.ndarray:

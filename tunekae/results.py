@@ -79,6 +79,7 @@ def summarize_arm(rows: pd.DataFrame, epochs: int) -> dict:
     best = full.loc[full["val_loss"].idxmin()] if len(full) else None
     return {"trials": int(len(rows)), "feasible": int(len(feasible)), "full_budget": int(len(full)),
             "diverged": int((rows.get("status") == "diverged").sum()) if len(rows) else 0,
+            "collapsed": int((rows.get("status") == "collapsed").sum()) if len(rows) else 0,
             "errors": int((rows.get("status") == "error").sum()) if len(rows) else 0,
             "best_val_loss": float(best["val_loss"]) if best is not None else None,
             "best_trial": str(best["trial_id"]) if best is not None else None,
@@ -109,5 +110,6 @@ def format_summary_line(key: str, s: dict) -> str:
     hidden = "none" if hidden in (None, "", "nan") else hidden
     best = f"best val_loss {s['best_val_loss']:.5f} (trial {s['best_trial']}, hidden {hidden})" \
         if s.get("best_val_loss") is not None else "no full-budget trial"
+    collapsed = f"{s['collapsed']} collapsed, " if s.get("collapsed") else ""
     return (f"{key}: {s['trials']} trials, {s['feasible']} feasible, {s['full_budget']} full-budget, "
-            f"{s['diverged']} diverged, {s['errors']} errors; {best}")
+            f"{s['diverged']} diverged, {collapsed}{s['errors']} errors; {best}")

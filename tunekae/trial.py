@@ -84,7 +84,7 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
     Never raises for bad configurations: infeasible, diverged and crashed trials end with a
     status and a large finite loss so that schedulers and samplers can rank them.
     should_stop() returning True ends training at the next batch (see train.fit)."""
-    from .metrics import evaluate
+    from .metrics import evaluate, run_status
     from .train import DIVERGED_LOSS, fit, seed_everything
 
     base = {"arm": arm["name"], "family": arm["family"], "budget": arm["budget"]}
@@ -120,9 +120,11 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
                 for name, value in evaluate(model, splits, split=split, seed=seed).items():
                     if name == "val_loss":    # keep the epoch's, as ASHA and every other report had it
                         continue              # (evaluate's float64 sum differs in the 10th digit)
-                    metrics[name if name == f"{split}_loss" or split == "test" else f"{split}_{name}"] = value
+                    metrics[_metric_name(name, split)] = value
             except Exception as e:  # a metric failing must not lose the trained trial
                 metrics["metrics_error"] = f"{type(e).__name__}: {e}"
+            loss = metrics.get(f"{split}_loss", epoch_report.val_loss)
+            metrics["status"], metrics[_metric_name("mean_image_mse", split)] = run_status("ok", loss, splits, split)
         final = metrics
         report(metrics)
 
@@ -137,6 +139,11 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
                  "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
         report(final)
     return final
+
+
+def _metric_name(name: str, split: str) -> str:
+    """Validation metrics carry the split in their name (val_knn_acc); test metrics do not."""
+    return name if name == f"{split}_loss" or split == "test" else f"{split}_{name}"
 
 
 _END = object()   # stream_trial's training thread: the last item

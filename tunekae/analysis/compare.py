@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..status import FINISHED
 from .load import Results
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
 from .table import best_confirmed
@@ -35,7 +36,8 @@ def welch(a, b) -> dict:
 
 
 def _ok(runs: pd.DataFrame) -> pd.Series:
-    return runs["status"].astype(str) == "ok" if "status" in runs else pd.Series(True, index=runs.index)
+    # a collapsed seed is the configuration's real outcome: it counts
+    return runs["status"].astype(str).isin(FINISHED) if "status" in runs else pd.Series(True, index=runs.index)
 
 
 def _configs(res: Results, select: str) -> pd.DataFrame:

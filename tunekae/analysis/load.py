@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..results import check_search_output
+from ..status import FINISHED
 
 CONFIRM_HINT = "run `python -m tunekae confirm {dir}` first"
 REQUIRED = ("arm", "family", "status", "val_loss", "params")
@@ -137,7 +138,8 @@ def _normalise(df: pd.DataFrame, run: dict) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     if epochs is not None:
         df["epochs_budget"] = df["epochs_budget"].fillna(epochs)
-    df["full_budget"] = ((df["status"] == "ok") & ~df["stopped_early"]
+    # collapsed trials ran the full budget: their loss is real (and never the best)
+    df["full_budget"] = (df["status"].isin(FINISHED) & ~df["stopped_early"]
                          & (df["epochs_completed"] >= df["epochs_budget"])
                          & np.isfinite(df["val_loss"]) & np.isfinite(df["params"]))
     if df["budget_label"].isna().any():

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..status import FINISHED
 from .fronts import front_mask, hypervolume_2d, staircase
 from .load import CONFIRM_HINT, Results
 from .style import family_color, plt, save, sort_families
@@ -28,7 +29,7 @@ KEEP = ["source", "loss_metric", "arm", "family", "budget", "budget_label", "tri
 
 def search_points(res: Results) -> pd.DataFrame:
     df = res.results
-    df = df[(df["status"] == "ok") & np.isfinite(df["val_loss"]) & np.isfinite(df["params"])].copy()
+    df = df[df["status"].isin(FINISHED) & np.isfinite(df["val_loss"]) & np.isfinite(df["params"])].copy()
     df["source"], df["loss_metric"], df["loss"], df["loss_std"] = "search", "val_loss", df["val_loss"], np.nan
     df["n_seeds"], df["rank"] = 1, np.nan
     return df.reindex(columns=KEEP)

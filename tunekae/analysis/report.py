@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..provenance import describe
+from ..status import COLLAPSE_MARGIN
 from . import compare, importance, pareto, recipe, recon, table
 from .load import Results
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
@@ -52,8 +54,19 @@ def arm_summary(res: Results) -> pd.DataFrame:
         rows.append({"arm": arm, "family": g["family"].iloc[0], "budget": g["budget"].iloc[0], "trials": len(g),
                      "feasible": int((g["status"] != "infeasible").sum()), "full budget": int(g["full_budget"].sum()),
                      "stopped early": int(g["stopped_early"].sum()), "diverged": int((g["status"] == "diverged").sum()),
+                     "collapsed": int((g["status"] == "collapsed").sum()),
                      "errors": int((g["status"] == "error").sum())})
     return pd.DataFrame(rows).sort_values(["budget", "family"])
+
+
+def _collapsed_runs(runs: pd.DataFrame) -> str:
+    """', N collapsed (...)': runs that ended within a few percent of the mean-image baseline."""
+    collapsed = runs[runs.get("status") == "collapsed"] if "status" in runs else runs.iloc[:0]
+    if collapsed.empty:
+        return ""
+    where = ", ".join(f"{arm} {n}" for arm, n in collapsed.groupby("arm").size().items())
+    return (f", {len(collapsed)} collapsed (test MSE within {COLLAPSE_MARGIN:.0%} of the mean-image baseline, or above it: {where}; "
+            f"kept in the means)")
 
 
 def protocol(res: Results) -> str:
@@ -77,18 +90,25 @@ def protocol(res: Results) -> str:
         per_arm = runs.drop_duplicates(["arm", "trial_id"]).groupby("arm").size()
         lines[-1] += (f" Confirmation: top {int(per_arm.max())} configuration(s) per arm x "
                       f"{runs['seed'].nunique()} fresh seeds ({', '.join(map(str, sorted(runs['seed'].unique())))}), "
-                      f"{len(runs)} runs, {int((runs.get('status') == 'ok').sum())} ok.")
+                      f"{len(runs)} runs, {int((runs.get('status') == 'ok').sum())} ok"
+                      f"{_collapsed_runs(runs)}.")
     hw = run.get("hardware") or {}
     if hw:
         lines.append("- **Hardware:** " + ", ".join(f"{k} {v}" for k, v in hw.items() if v not in (None, "")) + ".")
     if run.get("versions"):
-        lines.append("- **Versions:** " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + ".")
+        lines.append("- **Versions:** " + describe(run.get("tunekae")) + ", "
+                     + ", ".join(f"{k} {v}" for k, v in run["versions"].items())
+                     + (f"; resumed with {describe(run['tunekae_resumed'])}" if run.get("tunekae_resumed") else "")
+                     + ".")
     wall = run.get("wall_seconds")
     lines.append(f"- **Wall time:** search {fmt_seconds(wall)} s" if wall is not None else "- **Wall time:** not recorded")
     if runs is not None and "train_seconds" in runs:
         lines[-1] += f"; confirmation training {fmt_seconds(pd.to_numeric(runs['train_seconds']).sum())} s (sum over runs)"
     lines[-1] += "."
-    if run.get("command"):
+    if run.get("rerun_command"):
+        lines.append(f"- **Command** (every setting that decides the trials spelt out; reruns this search): "
+                     f"`{run['rerun_command']}`")
+    elif run.get("command"):
         lines.append(f"- **Command:** `{run['command']}`")
     return "\n".join(lines) + "\n\n" + markdown_table(arm_summary(res).astype(str))
 

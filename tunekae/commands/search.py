@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..cli_support import DATA_DIR_HELP, check_seed, option_defaults
 from ..errors import UserError
+from ..provenance import provenance
 
 # Set by Ray's job supervisor in the environment of a `ray job submit` entrypoint
 RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
@@ -115,6 +116,18 @@ def command_line() -> str:
     if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "tunekae":
         argv = ["python", "-m", "tunekae"] + argv[1:]
     return " ".join(shlex.quote(a) for a in argv)
+
+
+def rerun_command(space, dataset: str, contexts, samples: int, epochs: int, seed: int, asha: bool,
+                  output: Path) -> str:
+    """The search with every setting that decides its trials spelt out (budgets, effort, ASHA,
+    tolerance, seed), so that it reruns as it ran even after a space's defaults change."""
+    argv = ["python", "-m", "tunekae", "search", "--space", space.source if space.source.endswith(".py") else space.name,
+            "--dataset", dataset, "--budgets", *dict.fromkeys(c.budget_label for c in contexts),
+            "--samples", str(samples), "--epochs", str(epochs), "--seed", str(seed), "--tolerance", f"{space.tolerance:g}"]
+    argv += (["--grace-period", str(min(space.grace_period, epochs)), "--reduction-factor", str(space.reduction_factor)]
+             if asha else ["--no-asha"])
+    return " ".join(shlex.quote(a) for a in argv + ["--output", str(output)])
 
 
 def _check_resume_space(saved: dict, space, contexts) -> None:
@@ -263,11 +276,15 @@ def run(args) -> int:
             "arms": [c.to_dict() for c in contexts], "samples_per_arm": samples, "epochs": epochs,
             "asha": {"grace_period": min(space.grace_period, epochs), "reduction_factor": space.reduction_factor,
                      "max_t": epochs} if not args.no_asha else None,
-            "seed": args.seed, "command": command_line(), "options": options,
-            "versions": _versions(), "hardware": _hardware(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "seed": args.seed, "command": command_line(),
+            "rerun_command": rerun_command(space, dataset, contexts, samples, epochs, args.seed, not args.no_asha, output),
+            "options": options,
+            "versions": _versions(), "tunekae": provenance(), "hardware": _hardware(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if args.resume:
         meta.update(started=saved_run.get("started"), summary=saved_run.get("summary", {}),
                     wall_seconds=saved_run.get("wall_seconds", 0))
+        if saved_run.get("tunekae", meta["tunekae"]) != meta["tunekae"]:   # the code that began it, and this one
+            meta.update(tunekae=saved_run["tunekae"], tunekae_resumed=meta["tunekae"])
     meta["budgets"] = [{"label": label, "params": n} for label, n in meta["budgets"]]
     run_search(space, contexts, splits, opts, output, meta, resume=args.resume)
     final = json.loads((output / "run.json").read_text())

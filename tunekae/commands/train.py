@@ -132,7 +132,8 @@ def run(args) -> int:
     import torch
 
     from ..budget import count_flops, count_params
-    from ..metrics import evaluate
+    from ..metrics import evaluate, run_status
+    from ..status import COLLAPSE_MARGIN
     from ..train import resolve_device, resolve_threads, train_model
 
     if args.epochs is not None and args.epochs < 1:
@@ -165,11 +166,12 @@ def run(args) -> int:
     model = result.model
     torch.set_num_threads(threads)      # the metrics get the same CPU share as the training
     metrics = evaluate(model, splits, split="test", seed=train_cfg.seed) if result.status == "ok" else {}
+    status, baseline = run_status(result.status, metrics.get("test_loss", math.nan), splits, "test")
     out = {"dataset": splits.name, "family": family, "layer": cfg.family, "variant": cfg.variant,
            "hidden": list(cfg.hidden), "latent": cfg.latent_dim, "order": cfg.order, "grid": cfg.grid,
            "params": count_params(model), "flops": count_flops(model, cfg.input_dim),
            "budget": match.budget if match else None, "budget_rel_error": match.rel_error if match else None,
-           "status": result.status, "epochs": result.epochs_completed, "train_seconds": result.train_seconds,
+           "status": status, "mean_image_mse": baseline, "epochs": result.epochs_completed, "train_seconds": result.train_seconds,
            "seconds_per_epoch": result.seconds_per_epoch, "peak_mem_mb": result.peak_mem_mb,
            "device": result.device, "threads": threads, "train_loss": result.train_loss, "val_loss": result.val_loss,
            "test_loss": None, **metrics, "model_config": cfg.to_dict(), "train_config": train_cfg.to_dict(),
@@ -190,13 +192,16 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"status {result.status}: {result.epochs_completed} epochs, {result.train_seconds:.2f} s training "
+        print(f"status {status}: {result.epochs_completed} epochs, {result.train_seconds:.2f} s training "
               f"({result.seconds_per_epoch:.3f} s/epoch), params {out['params']:,}, forward FLOPs/sample "
               f"{out['flops']:,}, peak memory {result.peak_mem_mb:.0f} MB")
+        if status == "collapsed":
+            print(f"collapsed: test MSE {metrics['test_loss']:.4g} is within {COLLAPSE_MARGIN:.0%} of predicting the training set's "
+                  f"mean image ({baseline:.4g}) or above it; the model learned nothing more")
         if metrics:
             print("test metrics: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         else:
             print("no test metrics: the run diverged (try a smaller --lr or --grad-clip)")
         if args.save:
             print(f"saved {args.save}")
-    return 0 if result.status == "ok" else 1
+    return 0 if status == "ok" else 1
