@@ -8,9 +8,10 @@ lr 1e-4 wd 1e-4: the paper's recipe), for the MLP 784-16-784 and the KAE p=3 784
   engine     tunekae.train.fit: data on the device as one tensor, batches gathered from a seeded
              permutation, fused Adam, one host sync per epoch, the one-matmul KAE layer.
   reference  a torchvision-style Dataset over the same uint8 images (PIL image + ToTensor per
-             sample), DataLoader(batch 256, shuffle=True), loss.item() every batch, and the KAE
-             layer evaluated order by order on an expanded (batch, out, in) tensor.
-Both start from the same initial weights. Reported: seconds per epoch (training only, best of
+             sample), DataLoader(batch 256, shuffle=True), loss.item() every batch, and the
+             authors' KAE layer (tunekae/reference_kae.py) evaluated order by order on an
+             expanded (batch, out, in) tensor, with the authors' own initialization.
+Both start from the same initial weights (each family's init is its reference's, seeded alike). Reported: seconds per epoch (training only, best of
 --repeats), samples/s, the speed-up, and the test MSE after the last epoch. Then the floor: the
 bare GEMMs of one MLP epoch (forward and backward products only, same batch size and threads)
 and the engine's MLP epoch as a multiple of it. Targets: >= 5x the reference for the MLP,
@@ -41,39 +42,13 @@ MODELS = {"mlp": ModelConfig(family="linear", input_dim=784, latent_dim=16),
 
 
 # ----------------------------------------------------------------------------- the reference loop
-class RefKAELayer(nn.Module):
-    """The KAE paper's layer: coefficients (out, in, p+1); every order k multiplies an expanded
-    (batch, out, in) tensor and sums over the inputs."""
-
-    def __init__(self, coefficients: torch.Tensor, bias: torch.Tensor):   # ours: (out, p+1, in), (out,)
-        super().__init__()
-        self.coeffs = nn.Parameter(coefficients.detach().permute(0, 2, 1).contiguous().clone())
-        self.bias = nn.Parameter(bias.detach().clone().unsqueeze(0))
-        self.order = coefficients.shape[1]
-
-    def forward(self, x):
-        x_expanded = x.unsqueeze(1).expand(-1, self.coeffs.shape[0], -1)   # (batch, out, in)
-        y = torch.zeros(x.shape[0], self.coeffs.shape[0], device=x.device)
-        for k in range(self.order):
-            y = y + ((x_expanded ** k) * self.coeffs[:, :, k]).sum(dim=-1)
-        return y + self.bias
-
-
-def reference_model(model: nn.Module) -> nn.Module:
-    """The same network and initial weights, written the reference code's way."""
-    def convert(seq):
-        out = []
-        for m in seq:
-            if m.__class__.__name__ == "PolynomialLayer":
-                out.append(RefKAELayer(m.coefficients, m.bias))
-            elif isinstance(m, nn.Linear):
-                lin = nn.Linear(m.in_features, m.out_features)
-                lin.load_state_dict(m.state_dict())
-                out.append(lin)
-            else:
-                out.append(copy.deepcopy(m))
-        return nn.Sequential(*out)
-    return nn.Sequential(convert(model.encoder), convert(model.decoder))
+def reference_model(name: str) -> nn.Module:
+    """The authors' network (tunekae/reference_kae.py: their KAELayer and StandardAE), built with
+    their own initialization after seeding as run_engine seeds tunekae's: the same starting
+    weights, so the test MSEs compare the two loops, not two inits."""
+    from tunekae.reference_kae import authors_autoencoder, set_seed
+    set_seed(0)
+    return authors_autoencoder(784, (), 16, "linear" if name == "mlp" else "kae", order=3)
 
 
 class FashionMNISTLike(torch.utils.data.Dataset):
@@ -131,10 +106,8 @@ def run_engine(cfg, splits, args, device):
     return min(times), statistics.median(losses), init
 
 
-def run_reference(cfg, splits, init, args, device):
-    base = build_model(cfg)
-    base.load_state_dict(init)
-    ref = reference_model(base).to(device)
+def run_reference(name, splits, args, device):
+    ref = reference_model(name).to(device)
     start = copy.deepcopy(ref.state_dict())
     images = np.rint(splits.train_x.cpu().numpy() * 255).astype(np.uint8).reshape(-1, 28, 28)
     dataset = FashionMNISTLike(images, splits.train_y.cpu().numpy())
@@ -291,8 +264,8 @@ def main():
           f"{'engine test MSE':>15} {'ref test MSE':>12}")
     engine_mlp = None
     for name in args.models:
-        t_engine, mse_engine, init = run_engine(MODELS[name], splits, args, device)
-        t_ref, mse_ref = run_reference(MODELS[name], splits, init, args, device)
+        t_engine, mse_engine, _ = run_engine(MODELS[name], splits, args, device)
+        t_ref, mse_ref = run_reference(name, splits, args, device)
         engine_mlp = t_engine if name == "mlp" else engine_mlp
         print(f"{name:8} {t_engine:11.3f} {n / t_engine:10,.0f} {t_ref:9.3f} {n / t_ref:10,.0f} "
               f"{t_ref / t_engine:7.1f}x {mse_engine:15.5f} {mse_ref:12.5f}", flush=True)

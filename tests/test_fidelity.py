@@ -221,3 +221,22 @@ def test_fan_in_is_a_named_departure(family, shape):
     assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.95 * bound
     assert not torch.equal(getattr(ref, name).detach(), w)
     assert ModelConfig().init == "reference"
+
+
+@pytest.mark.parametrize("layer,hidden,cfg", [
+    ("linear", (), ModelConfig(family="linear")),
+    ("kae", (), ModelConfig(family="kae", order=3)),
+    ("kae", (64,), ModelConfig(family="kae", order=3, hidden=(64,))),
+])
+def test_seeded_alike_a_model_is_the_authors_network(layer, hidden, cfg):
+    """tunekae's model and the authors' StandardAE (tunekae/reference_kae.py), each built after
+    the same seed with its own init: the same weights and the same reconstructions."""
+    from tunekae.reference_kae import authors_autoencoder, set_seed
+    set_seed(2024)
+    theirs = authors_autoencoder(784, hidden, 16, layer, order=3)
+    set_seed(2024)
+    ours = build_model(cfg)
+    assert sum(p.numel() for p in theirs.parameters()) == sum(p.numel() for p in ours.parameters())
+    x = torch.rand(8, 784)
+    with torch.no_grad():
+        assert torch.allclose(ours.reconstruct(x), theirs(x), atol=1e-5)
