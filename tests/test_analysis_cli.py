@@ -125,10 +125,9 @@ def make_results_dir(root, confirmed=True, models=True, studies=True, input_dim=
                 cfg = ModelConfig(family="linear", input_dim=input_dim, latent_dim=2, hidden=(12,))
                 payload = {"model_config": cfg.to_dict(), "state_dict": build_model(cfg).state_dict()}
                 torch.save(payload, root / "models" / f"{r.arm}__{r.trial_id}.pt")
-    if studies:
-        (root / "studies").mkdir()
+    if studies:   # every arm's study in the search's one journal
         for a in arms:
-            _journal(root / "studies" / f"{a['name']}.journal", a["name"], rng)
+            _journal(root / "studies.journal", a["name"], rng)
     return root
 
 
@@ -295,10 +294,9 @@ def test_importance(cli, results_dir, tmp_path):
 
 def test_importance_too_few_trials_or_one_param(cli, tmp_path):
     d = make_results_dir(tmp_path / "run", confirmed=False, studies=False)
-    (d / "studies").mkdir()
     rng = np.random.default_rng(1)
-    _journal(d / "studies" / "mlp_b1000.journal", "mlp_b1000", rng, n_trials=2)
-    _journal(d / "studies" / "kae_b1000.journal", "kae_b1000", rng, n_trials=6, params=("lr",))
+    _journal(d / "studies.journal", "mlp_b1000", rng, n_trials=2)
+    _journal(d / "studies.journal", "kae_b1000", rng, n_trials=6, params=("lr",))
     code, _, err = cli("importance", d)
     assert code == 0, err
     imp = pd.read_csv(d / "analysis" / "importance.csv").set_index("arm")

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from tunekae.errors import UserError
-from tunekae.ray_address import check_reachable, requested
+from tunekae.search.ray_address import check_reachable, requested
 
 # What Ray 2.60's GCS sent on a connection that began with the HTTP/2 preface: its SETTINGS frame
 GCS_SETTINGS = bytes.fromhex("000018040000000000000400400000000500400000000600004000fe0300000001")
@@ -164,7 +164,7 @@ def test_auto_is_asked_only_when_no_token_is_here(monkeypatch, tmp_path):
 
 
 # Ray's token loader reads the environment once per process, so these run in their own.
-CHECK = "import sys; from tunekae.ray_address import check_reachable; check_reachable(sys.argv[1], sys.argv[1])"
+CHECK = "import sys; from tunekae.search.ray_address import check_reachable; check_reachable(sys.argv[1], sys.argv[1])"
 
 
 @pytest.mark.parametrize("token, accepted", [("secret", True), ("wrong", False)])

@@ -1,5 +1,6 @@
-"""Search as a user runs it from a shell: resume after kill -9, and a run attached to a two-node
-`ray start` cluster with token authentication, whose trials show in the dashboard's HTTP API."""
+"""Search as a user runs it from a shell: kill -9, Ctrl-C, a dead trial process, a copied or moved
+search, and a run attached to a two-node `ray start` cluster with token authentication, whose
+trials show in the dashboard's HTTP API."""
 import json
 import os
 import secrets
@@ -67,193 +68,188 @@ def test_address_auto_naming_a_cluster_that_is_gone_exits_2(tmp_path):
     assert "`ray stop`" in text and "Traceback" not in text and not out.exists()
 
 
-def test_resume_after_kill_9_keeps_finished_trials(tmp_path):
-    out = tmp_path / "run"
-    args = ["search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 6, "--epochs", 6,
-            "--output", out, "--quiet", "--max-concurrent", 1]
-    proc = tunekae(*args)
-    arms = ["mlp_b2128", "kae_b2128"]
-    deadline = time.time() + 240
-    # wait until the first arm is finished and the second has ended trials of its own: one trial
-    # at a time, so when its third trial has started (and written its log), two have ended
-    while time.time() < deadline and proc.poll() is None:
-        done = (out / "arms" / f"{arms[0]}.csv").exists()
-        if done and len(list((out / "trial_logs" / arms[1]).glob("*.jsonl"))) >= 3:
-            break
+def wait_for(proc, condition, timeout: float, what: str) -> None:
+    """Poll `condition()` until it holds; the search must still be running then."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not condition():
         time.sleep(0.05)
-    assert proc.poll() is None, "search finished before it could be killed:\n" + proc.stdout.read()
+    assert proc.poll() is None, f"the search ended before {what}:\n" + proc.stdout.read()
+    assert condition(), f"{what} did not happen within {timeout} s"
+
+
+def ended_trials(out: Path) -> int:
+    """Trials whose end the search has recorded in its studies."""
+    import optuna
+    journal = out / "studies.journal"
+    if not journal.exists():
+        return 0
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    return sum(t.state.is_finished() for s in optuna.get_all_study_summaries(storage)
+               for t in optuna.load_study(study_name=s.study_name, storage=storage).trials)
+
+
+def _study_states(out: Path, arm: str) -> list[str]:
+    import optuna
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "studies.journal")))
+    return [t.state.name for t in optuna.load_study(study_name=arm, storage=storage).trials]
+
+
+def comparable(results: pd.DataFrame) -> pd.DataFrame:
+    """What a search decided: each trial's configuration, loss, epochs and ASHA's verdict."""
+    results = results.sort_values(["arm", "study_trial"], ignore_index=True)
+    return results[["arm", "study_trial", "hidden", *sorted(c for c in results if c.startswith("hp_")), "val_loss",
+                    "epochs_completed", "stopped_early", "status"]]
+
+
+def test_kill_9_then_resume_decides_as_an_uninterrupted_search(tmp_path):
+    """One trial at a time, the same search twice: once uninterrupted, once killed with -9 in the
+    middle of a trial's training after five trials had ended, and resumed. Exactly `samples` trials per arm, none lost, none trained
+    twice (the ended ones keep their measured seconds), and every trial the same: TPE samples the
+    same configurations and ASHA stops the same trials, its rungs replayed from the journal."""
+    args = ["search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 6, "--epochs", 6, "--max-concurrent", 1,
+            "--seed", 7, "--quiet"]
+    whole = tunekae(*args, "--output", tmp_path / "whole")
+    log = finish(whole, timeout=400)
+    assert whole.returncode == 0, log
+    expected = pd.read_csv(tmp_path / "whole" / "results.csv")
+    assert expected["stopped_early"].any() and (~expected["stopped_early"]).any()    # ASHA decided things
+
+    out = tmp_path / "cut"
+    proc = tunekae(*args, "--output", out)
+
+    def training_after_five_ended() -> bool:
+        """At least five trials ended, and the newest one (the only one not ended) mid-training."""
+        logs = list((out / "trial_logs").glob("*/*.jsonl"))
+        ended = ended_trials(out)
+        if ended < 5 or ended != len(logs) - 1:
+            return False
+        lines = max(logs, key=lambda p: p.stat().st_mtime).read_text().splitlines()
+        try:
+            last = json.loads(lines[-1]) if lines else None
+        except json.JSONDecodeError:
+            return False
+        return last is not None and last["status"] == "ok" and last["epochs_completed"] < 6
+    wait_for(proc, training_after_five_ended, 300, "a trial training after five had ended")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    first_arm = pd.read_csv(out / "arms" / f"{arms[0]}.csv")
-    assert not (out / "results.csv").exists() or len(pd.read_csv(out / "results.csv")) < 12
-    time.sleep(2)
-
+    assert not (out / "results.csv").exists()
+    ended_before = ended_trials(out)
     resumed = tunekae("search", "--output", out, "--resume")
-    log, _ = resumed.communicate(timeout=400)
+    log = finish(resumed, timeout=400)
     assert resumed.returncode == 0, log
-    assert f"{arms[0]} finished earlier; skipped" in log
     results = pd.read_csv(out / "results.csv")
-    assert results.groupby("arm").size().to_dict() == {arms[0]: 6, arms[1]: 6}, log   # nothing lost, nothing rerun
-    assert results["trial_id"].is_unique
-    again = results[results["arm"] == arms[0]].sort_values("trial_id")
-    assert list(again["trial_id"]) == sorted(first_arm["trial_id"])
-    assert list(again["val_loss"].round(8)) == list(first_arm.sort_values("trial_id")["val_loss"].round(8))
-    second = results[results["arm"] == arms[1]]
-    assert sorted(second["study_trial"]) == list(range(6)), log       # one Optuna trial per Tune trial
-    for arm in arms:
+    assert results.groupby("arm").size().to_dict() == {"mlp_b2128": 6, "kae_b2128": 6}, log
+    pd.testing.assert_frame_equal(comparable(results), comparable(expected))
+    for arm in ("mlp_b2128", "kae_b2128"):
         assert _study_states(out, arm) == ["COMPLETE"] * 6, (arm, log)
+    # the trials that had ended before the kill were not trained again: their logs are untouched
+    # by the resumed session (Tune's trial folders of that session hold only the others)
+    resumed_trials = {p.name for p in (out / "ray" / "resume-1").iterdir() if p.is_dir()}
+    assert len(resumed_trials) == 12 - ended_before, (resumed_trials, ended_before)
+
+
+def test_a_copied_or_moved_interrupted_search_resumes_where_it_now_is(tmp_path):
+    """Nothing of a search's record holds its own absolute path: a copy resumes into itself (the
+    original is left as it was) and a moved one resumes where it now is."""
+    out = tmp_path / "original"
+    proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 4, "--epochs", 8,
+                   "--max-concurrent", 1, "--output", out, "--quiet")
+    wait_for(proc, lambda: ended_trials(out) >= 2, 300, "two trials ended")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    copy, moved = tmp_path / "copy", tmp_path / "moved"
+    shutil.copytree(out, copy, symlinks=True)
+    snapshot = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for target in (copy, moved):
+        if target == moved:
+            shutil.move(out, moved)
+        resumed = tunekae("search", "--output", target, "--resume")
+        log = finish(resumed, timeout=300)
+        assert resumed.returncode == 0, log
+        results = pd.read_csv(target / "results.csv")
+        assert results.groupby("arm").size().to_dict() == {"mlp_b2128": 4, "kae_b2128": 4}, log
+        if target == copy:   # the original was not written to
+            assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == snapshot
 
 
 def test_ctrl_c_stops_the_search_and_resume_finishes_it(tmp_path):
-    """Tune catches Ctrl-C and returns from fit() as if the arm had ended: the search must stop
-    there (exit 130, the arm not marked finished, no later arm started) and --resume finish it."""
-    import re
-    out = tmp_path / "run"
-    arms = ["mlp_b2128", "kae_b2128"]
+    """The first Ctrl-C stops the search (trials under way stop, no new one starts), exit 130
+    with the resume command; --resume finishes it. A second Ctrl-C stops at once, quietly."""
+    out = tmp_path / "run with space"
     proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 8, "--epochs", 10,
                    "--max-concurrent", 1, "--output", out, "--quiet")
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and len(list((out / "trial_logs").glob("*/*.jsonl"))) < 3:
-        time.sleep(0.1)              # three trials started: the first arm is under way
-    assert proc.poll() is None, "search finished before it could be interrupted:\n" + proc.stdout.read()
+    wait_for(proc, lambda: len(list((out / "trial_logs").glob("*/*.jsonl"))) >= 3, 240, "three trials started")
     os.killpg(proc.pid, signal.SIGINT)   # what Ctrl-C in a terminal does
     log, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, log
-    stopped = re.findall(r"tunekae: (\w+) interrupted; continue with: .* --resume", log)
-    assert len(stopped) == 1 and stopped[0] in arms, log
-    later = arms[arms.index(stopped[0]) + 1:]
-    assert not (out / "arms" / f"{stopped[0]}.csv").exists()
-    assert not any((out / "ray" / arm).exists() for arm in later)   # no later arm started
+    assert f"continue with: python -m tunekae search --output '{out}' --resume" in log, log
+    assert "Traceback" not in log and "Exception ignored" not in log, log
     # the half-done search is not taken for a results dir: both commands point at --resume
     for command in (["confirm", out], ["pareto", out]):
         run = subprocess.run([sys.executable, "-m", "tunekae.analysis" if command[0] == "pareto" else "tunekae",
                               *map(str, command)], env=ENV, capture_output=True, text=True, timeout=120)
         assert run.returncode == 2 and "has not finished" in run.stderr, run.stderr
-        assert f"python -m tunekae search --output {out} --resume" in run.stderr
-
     resumed = tunekae("search", "--output", out, "--resume")
-    log, _ = resumed.communicate(timeout=400)
-    assert resumed.returncode == 0, log
+    wait_for(resumed, lambda: ended_trials(out) >= 6, 240, "six trials ended")
+    os.killpg(resumed.pid, signal.SIGINT)
+    time.sleep(0.3)
+    os.killpg(resumed.pid, signal.SIGINT)   # a second Ctrl-C
+    log, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 130 and "Traceback" not in log and "Exception ignored" not in log, log
+    again = tunekae("search", "--output", out, "--resume")
+    log = finish(again, timeout=400)
+    assert again.returncode == 0, log
     results = pd.read_csv(out / "results.csv")
-    assert results.groupby("arm").size().to_dict() == {arm: 8 for arm in arms}
-    for arm in arms:
+    assert results.groupby("arm").size().to_dict() == {"mlp_b2128": 8, "kae_b2128": 8}
+    for arm in ("mlp_b2128", "kae_b2128"):
         assert sorted(results.loc[results["arm"] == arm, "study_trial"]) == list(range(8))
         assert _study_states(out, arm) == ["COMPLETE"] * 8
 
 
-def _study_states(out: Path, arm: str) -> list[str]:
-    import optuna
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(out / "studies" / f"{arm}.journal")))
-    return [t.state.name for t in optuna.load_study(study_name=arm, storage=storage).trials]
-
-
-def _saved_state(arm_dir: Path) -> dict[str, bytes] | None:
-    """Tune's saved experiment state (the files beside the trial folders), if the files are
-    whole and from one save: Tune copies them into place one by one, and a state caught
-    mid-copy is the case of test_resume_when_tunes_saved_state_is_damaged, not of this race."""
-    from tunekae.tune_state import problems
-    files = {p.name: p.read_bytes() for p in arm_dir.glob("*") if p.is_file() and not p.name.startswith(".")}
-    if problems(files)[1]:             # checked as read (Tune may write on meanwhile)
-        return None                    # not written yet, or caught mid-copy
-    return files
-
-
-def _terminated(state: dict[str, bytes]) -> int:
-    data = json.loads(next(v for k, v in state.items() if k.startswith("experiment_state")))
-    return sum(json.loads(t[0])["status"] == "TERMINATED" for t in data["trial_data"])
-
-
-def test_resume_when_the_optuna_journal_is_ahead_of_tunes_saved_state(tmp_path):
-    """The kill -9 race, made certain: Tune's saved state is rewound to a moment when the arm was
-    part done, while the Optuna journal and the trial logs hold every finished trial. The resumed
-    search must neither fail nor train any finished trial again."""
+def test_a_dead_trial_process_is_an_error_row_and_trials_stay_concurrent(tmp_path):
+    """A trial's process killed (as the OOM killer would): Tune starts a replacement process, the
+    trial is recorded as an error, and the search goes on with two trials at a time (with
+    first-in-first-out scheduling the waiting trial took the freed process and the replacement
+    was stopped, so the rest ran one at a time). Tune's saved state is never needed: the search
+    resumes the same with it deleted."""
     out = tmp_path / "run"
-    arm = "mlp_b2128"
-    # 15 epochs: trials of ~0.5 s (warm trainers start them at once), so that Tune saves its
-    # state several times while the arm is part done
-    proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 6, "--epochs", 15, "--no-asha",
-                   "--max-concurrent", 1, "--output", out, "--quiet", env={**ENV, "TUNE_GLOBAL_CHECKPOINT_S": "0.2"})
-    snapshot = None
-    while proc.poll() is None and snapshot is None:
-        state = _saved_state(out / "ray" / arm) if (out / "ray" / arm).exists() else None
-        if state and 1 <= _terminated(state) < 6:
-            snapshot = state
-        time.sleep(0.02)
-    log, _ = proc.communicate(timeout=400)
-    assert proc.returncode == 0, log
-    assert snapshot is not None, "the arm finished before Tune saved a part-done state"
-    first = pd.read_csv(out / "results.csv")
-    first = first[first["arm"] == arm].set_index("study_trial").sort_index()
-
-    for path in (out / "ray" / arm).glob("*"):            # rewind Tune to the snapshot
-        if path.is_file():
-            path.unlink()
-    for name, data in snapshot.items():
-        (out / "ray" / arm / name).write_bytes(data)
-    (out / "arms" / f"{arm}.csv").unlink()
-
-    resumed = tunekae("search", "--output", out, "--resume")
-    log = finish(resumed, timeout=400)
-    assert resumed.returncode == 0, log
-    assert "saved state is damaged" not in log, log
-    again = pd.read_csv(out / "results.csv")
-    again = again[again["arm"] == arm].set_index("study_trial").sort_index()
-    assert list(again.index) == list(range(6)) and (again["status"] == "ok").all()
-    # the same results, and the same measured training seconds: replayed from the logs, not retrained
-    assert list(again["val_loss"]) == list(first["val_loss"])
-    assert list(again["train_seconds"]) == list(first["train_seconds"])
-    assert _study_states(out, arm) == ["COMPLETE"] * 6
-
-
-# a file cut short takes the same way as an empty one (test_tune_state.py tells them apart)
-@pytest.mark.parametrize("victim, harm", [("searcher-state", "empty"), ("experiment_state", "a save behind")])
-def test_resume_when_tunes_saved_state_is_damaged(tmp_path, victim, harm):
-    """A kill -9 while Tune copies its saved state into place leaves a file empty or cut short,
-    or whole files from two saves. Tune's own restore then only logs an error and waited 600 s
-    for a trial. The resumed search sets that state aside (nothing deleted) and runs the arm
-    again from its Optuna journal and trial logs: every finished trial (ASHA stops some of
-    them early) replays, none trains again, none is added."""
-    out = tmp_path / "run"
-    arm = "mlp_b2128"
-    proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 3, "--epochs", 3,
-                   "--output", out, "--quiet")
+    proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 8, "--epochs", 40,
+                   "--no-asha", "--output", out, "--quiet")
+    logs = out / "trial_logs"
+    wait_for(proc, lambda: len(list(logs.glob("*/*.jsonl"))) >= 2 and all(
+        p.read_text().count("\n") >= 2 for p in logs.glob("*/*.jsonl")), 240, "two trials under way")
+    victim_log = sorted(logs.glob("*/*.jsonl"))[0]
+    victim = json.loads(victim_log.read_text().splitlines()[0])
+    killed_at = time.time()
+    os.kill(victim["pid"], signal.SIGKILL)
     log = finish(proc, timeout=400)
     assert proc.returncode == 0, log
-    first = pd.read_csv(out / "results.csv")
-    first = first[first["arm"] == arm].set_index("study_trial").sort_index()
-    (out / "arms" / f"{arm}.csv").unlink()          # the kill came before the arm was recorded as done
-    state = next((out / "ray" / arm).glob(f"{victim}-*"))
-    whole = state.read_bytes()
-    if harm == "a save behind":                     # as saved before the last trial was created
-        saved = json.loads(whole)
-        saved["trial_data"] = saved["trial_data"][:-1]
-        harmed = json.dumps(saved).encode()
-    else:
-        harmed = b"" if harm == "empty" else whole[:len(whole) // 2]
-    state.write_bytes(harmed)
-
-    resumed = tunekae("search", "--output", out, "--resume")
-    log = finish(resumed, timeout=400)
-    assert resumed.returncode == 0, log
-    if harm == "a save behind":
-        assert f"tunekae: {arm}: Tune's saved state is out of step (search_gen_state-" in log, log
-        assert "counts 3 trials" in log and "has 2" in log, log
-    else:
-        assert f"tunekae: {arm}: Tune's saved state is damaged ({state.name} ({harm}" in log, log
-    assert "Failed to restore" not in log, log
-    aside = list((out / "ray" / arm).glob("damaged-state-*"))
-    assert len(aside) == 1, aside
-    kept = {p.name for p in aside[0].iterdir()}                # every state file, none deleted
-    assert {state.name, "tuner.pkl"} <= kept and any(n.startswith("search_gen_state") for n in kept), kept
-    assert (aside[0] / state.name).read_bytes() == harmed
-    again = pd.read_csv(out / "results.csv")
-    assert len(again[again["arm"] == "kae_b2128"]) == 3   # the other arm, finished, untouched
-    again = again[again["arm"] == arm].set_index("study_trial").sort_index()
-    assert list(again.index) == [0, 1, 2] and (again["status"] == "ok").all()
-    assert list(again["val_loss"]) == list(first["val_loss"])           # replayed from the trial logs,
-    assert list(again["train_seconds"]) == list(first["train_seconds"])  # not trained again
-    assert _study_states(out, arm) == ["COMPLETE"] * 3                  # no trial added to the study
+    results = pd.read_csv(out / "results.csv")
+    assert results.groupby("arm").size().to_dict() == {"mlp_b2128": 8, "kae_b2128": 8}
+    errors = results[results["status"] == "error"]
+    assert len(errors) == 1 and errors["study_trial"].iloc[0] == int(victim_log.stem), errors
+    later, before = [], set()   # (started, last report, process) of the trials started after the kill
+    for path in logs.glob("*/*.jsonl"):
+        reports = [json.loads(line) for line in path.read_text().splitlines()]
+        if reports[0]["started"] > killed_at:
+            later.append((reports[0]["started"], reports[-1]["reported"], reports[0]["pid"]))
+        else:
+            before.add(reports[0]["pid"])
+    later.sort()
+    # the replacement process trains trials (with first-in-first-out scheduling it was stopped
+    # before its first trial, every time), and once it is up, two trials run at a time
+    replacement = next((pid for _, _, pid in later if pid not in before), None)
+    assert replacement is not None, f"no trial ran in a new process after the kill: {later}"
+    assert sum(pid == replacement for _, _, pid in later) >= 2, later
+    since = [s for s in later if s[0] >= next(a for a, _, pid in later if pid == replacement)]
+    overlapping = sum(b[0] < a[1] for a, b in zip(since, since[1:]))
+    assert len(since) >= 4 and overlapping >= len(since) // 2, since
+    shutil.rmtree(out / "ray")
+    (out / "results.csv").unlink()
+    again = tunekae("search", "--output", out, "--resume")
+    log = finish(again, timeout=120)
+    assert again.returncode == 0, log
+    assert comparable(pd.read_csv(out / "results.csv")).equals(comparable(results))
 
 
 def free_port() -> int:
@@ -270,8 +266,8 @@ def test_search_attached_to_a_two_node_cluster_shows_in_the_dashboard(tmp_path):
     fresh folder, so the user's own token is never read or written.
     `ray start --head --block` runs in its own process group: stopping it ends only this cluster
     (`ray stop` would end every Ray cluster on the machine, a user's running search included).
-    With one trial slot per node the search puts a trial and a warm trainer on each node, and
-    each trial is trained by the warm trainer beside it."""
+    With one trial slot per node the search's trials run on both nodes, each in a Tune trial
+    process that the dashboard lists as an ImplicitFunc actor."""
     home = tmp_path / "home"
     (home / ".ray").mkdir(parents=True)
     token = secrets.token_hex(32)
@@ -344,26 +340,20 @@ def test_search_attached_to_a_two_node_cluster_shows_in_the_dashboard(tmp_path):
         for actor in get(f"{api}/v0/actors?limit=1000"):
             on.setdefault(actor["class_name"], set()).add(actor["node_id"])
         assert len(on.get("ImplicitFunc", ())) == 2, on   # trials ran on both nodes of this cluster
-        assert on.get("WarmTrainer") == on["ImplicitFunc"], on   # and a warm trainer on each
-        # each trial was trained by a warm trainer on its own node: the trial's task (its parent)
-        # ran where the trainer's did (task events arrive within about a second)
-        pairs, until = set(), time.time() + 30
-        while {n for n, _ in pairs} != on["ImplicitFunc"] and time.time() < until:
-            tasks = get(f"{api}/v0/tasks?limit=1000")
-            by_id = {t["task_id"]: t for t in tasks}
-            pairs = {(t["node_id"], by_id.get(t["parent_task_id"], {}).get("node_id"))
-                     for t in tasks if t["name"] == "WarmTrainer.train"}
-            time.sleep(0.5)
-        assert {n for n, _ in pairs} == on["ImplicitFunc"] and all(a == b for a, b in pairs), (pairs, on)
-        assert len(pd.read_csv(out / "results.csv")) == 4
+        results = pd.read_csv(out / "results.csv")
+        assert len(results) == 4 and (results["status"].isin(["ok", "collapsed"])).all()
         # README's `ray job submit`: the search runs as a job on the head (its driver gets the
         # cluster's address and token from Ray) and writes where --output says
         job_out = tmp_path / "job"
-        job = subprocess.run([ray_bin, "job", "submit", "--address", f"http://127.0.0.1:{port}", "--working-dir",
-                              str(Path(__file__).parents[1]), "--", "python", "-m", "tunekae", "search", "--space",
-                              "kae_vs_mlp", "--budgets", "1x", "--samples", "2", "--epochs", "2", "--quiet",
-                              "--output", str(job_out)],
-                             env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=300)
+        for _ in range(10):   # the head's job agent may still be starting ("try again later")
+            job = subprocess.run([ray_bin, "job", "submit", "--address", f"http://127.0.0.1:{port}", "--working-dir",
+                                  str(Path(__file__).parents[1]), "--", "python", "-m", "tunekae", "search", "--space",
+                                  "kae_vs_mlp", "--budgets", "1x", "--samples", "2", "--epochs", "2", "--quiet",
+                                  "--output", str(job_out)],
+                                 env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=300)
+            if "No available agent to submit job" not in job.stdout + job.stderr:
+                break
+            time.sleep(3)
         assert job.returncode == 0 and "succeeded" in job.stdout + job.stderr, job.stdout + job.stderr
         assert len(pd.read_csv(job_out / "results.csv")) == 4
         with urllib.request.urlopen(urllib.request.Request(f"{api}/jobs/", headers=authorized), timeout=30) as r:

@@ -100,9 +100,9 @@ def test_every_shipped_space_passes_the_checks():
 
 def test_a_misnamed_parameter_that_reaches_a_trial_is_its_error_row():
     """A branch the checks' random trials missed still never trains with an ignored name."""
-    from tunekae.trial import run_trial
-    arm = {"name": "mlp_b2128", "family": "mlp", "layer": "linear", "variant": "ae", "budget": 2128}
-    run = {"input_dim": 64, "latent_dim": 16, "epochs": 1}
+    from tunekae.trial import ArmSpec, RunSpec, run_trial
+    arm = ArmSpec("mlp_b2128", "mlp", "linear", "ae", 2128)
+    run = RunSpec(input_dim=64, latent_dim=16, epochs=1)
     reports = []
     final = run_trial({"depth": 0, "learning_rate": 0.1, "seed": 3}, arm, run, load_dataset("digits"),
                       reports.append, seed=0)
@@ -134,7 +134,7 @@ SPACE = Space(name="typo", description="a typo", arms=[Arm("mlp", "linear", defi
 def test_spaces_shows_one_space_as_a_search_would_run_it(run_cli):
     code, out, err = run_cli("spaces", "kae_vs_mlp")
     assert code == 0, err
-    assert "dataset digits (64 inputs), latent 16; 16 trials x 30 epochs per arm" in out
+    assert "dataset digits (64 inputs), latent 16; 12 trials x 30 epochs per arm" in out
     assert ("arm mlp: layer linear; samples batch_size, depth, hidden_activation, latent_activation, lr, optimizer, "
             "output_activation, "
             "weight_decay; first trial optimizer=adam, lr=0.0001") in out

@@ -18,8 +18,9 @@ SUMMARY = ["test_loss", "mean_image_mse", "psnr", "knn_acc", "linear_acc", "reca
 
 
 def pick_top(results: pd.DataFrame, top: int) -> pd.DataFrame:
-    """Each arm's `top` best configurations among trials that ran the full epoch budget."""
-    full = results[(results["status"] == "ok") & (results["epochs_completed"] >= results["epochs_budget"])]
+    """Each arm's `top` best configurations among trials that ran the full epoch budget (collapsed
+    ones too: they rank last, and an arm whose every trial collapsed is confirmed as such)."""
+    full = results[results["status"].isin(FINISHED) & (results["epochs_completed"] >= results["epochs_budget"])]
     picks = full.sort_values(["arm", "val_loss"]).groupby("arm", sort=False).head(top).copy()
     picks["rank"] = picks.groupby("arm").cumcount() + 1
     return picks

@@ -1,4 +1,4 @@
-"""Tidy results: Tune's ResultGrid -> one row per trial (no Ray import needed to read them)."""
+"""Tidy results: one row per trial, from each trial's final report and configuration (no Ray)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,7 @@ from typing import Callable
 import pandas as pd
 
 from .errors import UserError
+from .status import FINISHED
 
 
 def check_search_output(path: Path) -> None:
@@ -30,51 +31,47 @@ def check_search_output(path: Path) -> None:
 CORE = ["space", "dataset", "arm", "family", "layer", "variant", "budget", "budget_label", "trial_id",
         "study_trial", "status", "stopped_early", "epochs_completed", "epochs_budget", "depth", "hidden", "params", "flops",
         "val_loss", "train_loss", "train_seconds", "seconds_per_epoch", "peak_mem_mb"]
-NOT_HP = {"depth", "study_trial"}   # config keys that are not hyperparameters
-# Tune's own bookkeeping keys in every report: not results.
-TUNE_KEYS = {"arm", "family", "budget", "config", "trial_id", "traceback", "checkpoint_dir_name", "date", "done",
-             "experiment_tag", "hostname", "iterations_since_restore", "node_ip", "pid", "training_iteration",
-             "should_checkpoint", "epoch"}
+NOT_HP = {"depth", "study_trial", "arm"}   # config keys that are not hyperparameters
+# keys of a trial's report that are bookkeeping, not results
+NOT_METRICS = {"arm", "family", "budget", "epoch", "pid", "started", "reported", "traceback"}
 
 
-def arm_rows(grid, ctx, space, epochs: int) -> pd.DataFrame:
-    rows = []
-    for result in grid:
-        metrics = dict(result.metrics or {})
-        config = dict(result.config or {})
-        row = {"space": space.name, "dataset": None, "arm": ctx.key, "family": ctx.arm.name,
-               "layer": ctx.arm.family, "variant": ctx.arm.variant, "budget": ctx.budget,
-               "budget_label": ctx.budget_label, "trial_id": metrics.get("trial_id") or _trial_id(result),
-               "epochs_budget": epochs}
-        for k, v in metrics.items():
-            if k in TUNE_KEYS or k.startswith(("time_", "timestamp")):
-                continue
-            if isinstance(v, (int, float, str, bool)) or v is None:
-                row[k] = v
-        for k, v in config.items():
-            if k not in NOT_HP and not k.startswith("shape_d"):
-                row[f"hp_{k}"] = v
-        row["study_trial"] = config.get("study_trial")   # the trial's number in studies/<arm>.journal
-        status = metrics.get("status")
-        if result.error is not None:
-            status, row["error"] = "error", f"{type(result.error).__name__}: {result.error}"[:500]
-        row["status"] = status or "error"
-        completed = int(metrics.get("epochs_completed") or 0)
-        row["epochs_completed"] = completed
-        row["stopped_early"] = bool(row["status"] == "ok" and completed < epochs)
-        rows.append(row)
+def trial_row(ctx, space_name: str, epochs: int, number: int, config: dict, result: dict) -> dict:
+    """One results.csv row: the trial's arm, its final report's metrics and its hyperparameters."""
+    row = {"space": space_name, "dataset": None, "arm": ctx.key, "family": ctx.arm.name, "layer": ctx.arm.family,
+           "variant": ctx.arm.variant, "budget": ctx.budget, "budget_label": ctx.budget_label,
+           "trial_id": result.get("trial_id") or "", "study_trial": number, "epochs_budget": epochs}
+    for k, v in result.items():
+        if k not in NOT_METRICS and k not in row and (isinstance(v, (int, float, str, bool)) or v is None):
+            row[k] = v
+    for k, v in config.items():
+        if k not in NOT_HP and not k.startswith("shape_d"):
+            row[f"hp_{k}"] = v
+    row["status"] = result.get("status") or "error"
+    row["epochs_completed"] = completed = int(result.get("epochs_completed") or 0)
+    row["stopped_early"] = bool(row["status"] == "ok" and completed < epochs)
+    return row
+
+
+def infeasible_row(ctx, space_name: str, epochs: int) -> dict:
+    """The one row of an arm that no depth or shape can build at its budget."""
+    return {"space": space_name, "arm": ctx.key, "family": ctx.arm.name, "layer": ctx.arm.family,
+            "variant": ctx.arm.variant, "budget": ctx.budget, "budget_label": ctx.budget_label, "trial_id": "",
+            "status": "infeasible", "stopped_early": False, "epochs_completed": 0, "epochs_budget": epochs,
+            "error": "no depth/shape of this arm fits the budget"}
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=CORE)
     return df[[c for c in CORE if c in df] + sorted(c for c in df if c not in CORE)]
 
 
-def _trial_id(result) -> str:
-    """Tune's trial id from its folder name (trainable_<id>_<index>_...), for trials that never reported."""
-    parts = Path(result.path).name.split("_") if result.path else []
-    return "_".join(parts[1:3]) if len(parts) >= 3 else "_".join(parts)
-
-
 def summarize_arm(rows: pd.DataFrame, epochs: int) -> dict:
-    full = rows[(rows.get("status") == "ok") & (rows.get("epochs_completed", 0) >= epochs)] if len(rows) else rows
+    """An arm's counts by outcome and its best full-budget trial (a collapsed one only when every
+    full-budget trial collapsed: the count says so)."""
+    full = rows[rows["status"].isin(FINISHED) & (rows["epochs_completed"] >= epochs)] if len(rows) else rows
     feasible = rows[rows["status"] != "infeasible"] if "status" in rows else rows
     best = full.loc[full["val_loss"].idxmin()] if len(full) else None
     return {"trials": int(len(rows)), "feasible": int(len(feasible)), "full_budget": int(len(full)),
@@ -86,16 +83,12 @@ def summarize_arm(rows: pd.DataFrame, epochs: int) -> dict:
             "best_hidden": str(best.get("hidden")) if best is not None else None}
 
 
-def write_results(output: Path, space) -> pd.DataFrame:
-    """Concatenate arms/*.csv into results.csv (and results.parquet)."""
-    meta = json.loads((output / "run.json").read_text())
-    frames = [pd.read_csv(p) for p in sorted((output / "arms").glob("*.csv"))]
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CORE)
-    table["space"] = space.name
-    table["dataset"] = meta.get("dataset")
-    table = table[[c for c in CORE if c in table] + sorted(c for c in table if c not in CORE)]
-    write_atomic(output / "results.csv", lambda tmp: table.to_csv(tmp, index=False))
-    return table
+def write_results(output: Path, rows: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """results.csv: every trial of every arm."""
+    rows = rows.copy()
+    rows["dataset"] = dataset
+    write_atomic(output / "results.csv", lambda tmp: rows.to_csv(tmp, index=False))
+    return rows
 
 
 def write_atomic(path: Path, write: Callable[[Path], object]) -> None:

@@ -14,7 +14,7 @@ import pickle
 from .errors import UserError
 from .models import ModelConfig
 from .spaces import Arm, ArmContext, Space, lines_in
-from .trial import RESERVED, misnamed_params, tunable_names, unsolved_configs
+from .trial import RESERVED, RunSpec, misnamed_params, tunable_names, unsolved_configs
 
 PROBES = 16   # random trials per arm and budget that each define-by-run function is run on
 _SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -109,10 +109,10 @@ def check_defines(space: Space, contexts: list[ArmContext], input_dim: int,
             problems = misnamed_params(names)
             if problems:
                 raise UserError(f"{where}: arm {ctx.arm.name!r}: define(trial, ctx) samples " + "; ".join(problems))
-            run = {"input_dim": input_dim, "latent_dim": space.latent_dim, "epochs": 1, "tolerance": space.tolerance}
+            run = RunSpec(input_dim=input_dim, latent_dim=space.latent_dim, epochs=1, tolerance=space.tolerance)
             for params in sampled:
                 try:   # values only: whether widths fit the budget is the trial's finding
-                    unsolved_configs(params, ctx.to_dict(), run, seed=0)
+                    unsolved_configs(params, ctx.spec(), run, seed=0)
                 except (TypeError, ValueError) as e:
                     shown = ", ".join(f"{k}={v!r}" for k, v in params.items() if not k.startswith("shape_d"))
                     raise UserError(f"{where}: arm {ctx.arm.name!r}: define(trial, ctx) sampled an invalid "

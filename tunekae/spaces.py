@@ -71,6 +71,11 @@ class ArmContext:
     def key(self) -> str:
         return f"{self.arm.name}_b{self.budget}"
 
+    def spec(self):
+        """What this arm's trials are told about it (tunekae.trial.ArmSpec)."""
+        from .trial import ArmSpec
+        return ArmSpec(self.key, self.arm.name, self.arm.family, self.arm.variant, self.budget, dict(self.arm.fixed))
+
     def to_dict(self) -> dict:
         return {"name": self.key, "family": self.arm.name, "layer": self.arm.family,
                 "variant": self.arm.variant, "budget": self.budget, "budget_label": self.budget_label,

@@ -52,6 +52,12 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        for name in ("lr", "weight_decay", "momentum", "grad_clip"):   # a space may sample anything
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), (int, float)):
+                raise ValueError(f"{name} must be a number; got {getattr(self, name)!r}")
+        for name in ("batch_size", "epochs", "grid_update_epochs"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be a whole number; got {getattr(self, name)!r}")
         checks = [(self.lr > 0, "lr must be > 0"), (self.weight_decay >= 0, "weight_decay must be >= 0"),
                   (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
                   (self.batch_size >= 0, "batch_size must be >= 0 (0: full batch)"),
@@ -128,7 +134,7 @@ def resolve_device(name: str) -> torch.device:
 
 def reset_peak_memory(device: torch.device) -> None:
     """Start a fit's peak-memory count afresh. A process trains many trials (Tune reuses its
-    actors, a search's warm trainers live for every arm), so without this a trial's peak would
+    trial processes for trial after trial, arm after arm), so without this a trial's peak would
     be the largest of every trial before it. On the CPU, Linux resets the process's RSS
     high-water mark on writing 5 to /proc/self/clear_refs; where that is refused the peak stays
     the process's."""

@@ -1,7 +1,8 @@
 """One trial, without Ray: sampled parameters -> solved widths -> train -> per-epoch reports ->
-final validation metrics. A search trains every trial through run_trial, in a warm trainer or in
-the trial's own process alike; `confirm` and `tunekae train` use the same engine (train.fit) on
-the configuration that run_trial records as config_json.
+final validation metrics. A search trains every trial through run_trial in Tune's trial
+processes; `confirm` and `tunekae train` use the same engine (train.fit) on the configuration
+that run_trial records as config_json. ArmSpec and RunSpec are what a trial process is told
+about its arm and its search.
 """
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import json
 import queue
 import threading
 import traceback
-from dataclasses import fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Iterator
 
 from .budget import InfeasibleBudget, count_flops, solve_widths
 from .models import ModelConfig, build_model
+from .status import FINISHED
 
 # Options the search sets for every arm alike, or solves: a space that sampled one would either
 # be overridden without a word or make its arm unlike the others.
@@ -21,6 +23,29 @@ RESERVED = {"family": "the arm's layer family", "variant": "the arm's variant", 
             "latent_dim": "the space's latent_dim", "hidden": "solved from the budget (sample the depth and shape)",
             "seed": "the search's --seed", "epochs": "the search's --epochs, the same for every arm",
             "device": "the search's", "threads": "the trial's CPU share (--cpus-per-trial)", "extra": "internal"}
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One arm (a family at a budget) as its trials see it."""
+    key: str                    # mlp_b2128: the arm's name in tables, studies and logs
+    family: str                 # the arm's label: mlp, kae, vae, ...
+    layer: str                  # its layer family: linear, kae, kan, cheby, rbf
+    variant: str                # ae or a VAE-family variant
+    budget: int
+    fixed: dict = field(default_factory=dict)   # model options the arm holds fixed
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What every trial of a search shares."""
+    input_dim: int
+    latent_dim: int
+    epochs: int
+    tolerance: float = 0.02
+    seed: int = 0
+    threads: int | None = None  # torch threads: the trial's CPU share
+    device: str = "auto"
 
 
 def tunable_names() -> set[str]:
@@ -57,26 +82,26 @@ def split_params(params: dict) -> tuple[dict, dict]:
     return model, train
 
 
-def unsolved_configs(params: dict, arm: dict, run: dict, seed: int):
+def unsolved_configs(params: dict, arm: ArmSpec, run: RunSpec, seed: int):
     """(ModelConfig without hidden widths, TrainConfig); ValueError or TypeError for a value
     either refuses (space_checks uses this to check what a define samples, without solving)."""
     from .train import TrainConfig
     model_fields, train_fields = split_params(params)
-    base = ModelConfig(family=arm["layer"], variant=arm["variant"], input_dim=run["input_dim"],
-                       latent_dim=run["latent_dim"], seed=seed, **{**arm.get("fixed", {}), **model_fields})
-    train = TrainConfig(**{**train_fields, "epochs": run["epochs"], "seed": seed,
-                           "threads": run.get("threads"), "device": run.get("device", "auto")})
+    base = ModelConfig(family=arm.layer, variant=arm.variant, input_dim=run.input_dim,
+                       latent_dim=run.latent_dim, seed=seed, **{**arm.fixed, **model_fields})
+    train = TrainConfig(**{**train_fields, "epochs": run.epochs, "seed": seed, "threads": run.threads,
+                           "device": run.device})
     return base, train
 
 
-def build_configs(params: dict, arm: dict, run: dict, seed: int):
+def build_configs(params: dict, arm: ArmSpec, run: RunSpec, seed: int):
     """Returns (ModelConfig with solved widths, TrainConfig, Match). Raises InfeasibleBudget."""
     base, train = unsolved_configs(params, arm, run, seed)
-    match = solve_widths(base, arm["budget"], int(params.get("depth", 1)), run.get("tolerance", 0.02))
+    match = solve_widths(base, arm.budget, int(params.get("depth", 1)), run.tolerance)
     return base.replace(hidden=match.hidden), train, match
 
 
-def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict], None],
+def run_trial(params: dict, arm: ArmSpec, run: RunSpec, splits, report: Callable[[dict], None],
               seed: int, split: str = "val",
               should_stop: Callable[[], bool] | None = None) -> dict:
     """Train one configuration, calling report(metrics) once per epoch; the last report carries
@@ -87,7 +112,7 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
     from .metrics import evaluate, run_status
     from .train import DIVERGED_LOSS, fit, seed_everything
 
-    base = {"arm": arm["name"], "family": arm["family"], "budget": arm["budget"]}
+    base = {"arm": arm.key, "family": arm.family, "budget": arm.budget}
     try:
         model_cfg, train_cfg, match = build_configs(params, arm, run, seed)
     except InfeasibleBudget as e:
@@ -95,7 +120,7 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
                  "epochs_completed": 0}
         report(final)
         return final
-    except ValueError as e:   # a space sampled an invalid value (lr 0, unknown activation): recorded
+    except (ValueError, TypeError) as e:   # a space sampled an invalid value (lr 0, a string): recorded
         final = {**base, "status": "error", "error": f"invalid configuration: {e}", "val_loss": DIVERGED_LOSS,
                  "epochs_completed": 0}
         report(final)
@@ -130,7 +155,7 @@ def run_trial(params: dict, arm: dict, run: dict, splits, report: Callable[[dict
 
     try:
         # every report carries its peak memory: a dict handed to report() must not change after
-        # (Tune, or the stream from a warm trainer, may already have sent it)
+        # (Tune may already have sent it)
         result = fit(model, splits, train_cfg, on_epoch=on_epoch, should_stop=should_stop)
         if result.status == "diverged":
             final = {**final, "status": "diverged", "val_loss": DIVERGED_LOSS}
@@ -149,7 +174,7 @@ def _metric_name(name: str, split: str) -> str:
 _END = object()   # stream_trial's training thread: the last item
 
 
-def stream_trial(params: dict, arm: dict, run: dict, splits, seed: int,
+def stream_trial(params: dict, arm: ArmSpec, run: RunSpec, splits, seed: int,
                  stop: threading.Event | None = None) -> Iterator[dict]:
     """run_trial in a thread of its own, its per-epoch reports yielded as they come, so the
     consumer (tune.report, which blocks until the driver has taken the result: several ms on
@@ -165,7 +190,7 @@ def stream_trial(params: dict, arm: dict, run: dict, splits, seed: int,
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
             reports.put(e)
 
-    worker = threading.Thread(target=train, name=f"tunekae-trial-{arm.get('name')}", daemon=True)
+    worker = threading.Thread(target=train, name=f"tunekae-trial-{arm.key}", daemon=True)
     worker.start()
     try:
         while (item := reports.get()) is not _END:
@@ -177,7 +202,7 @@ def stream_trial(params: dict, arm: dict, run: dict, splits, seed: int,
         worker.join()
 
 
-def warm_up(splits, latent_dim: int, threads: int = 1) -> None:
+def warm_up(splits, latent_dim: int, threads: int = 1, device: str = "cpu") -> None:
     """Pay once, before any real trial, the costs that every fresh process meets at its first
     trial: the optimizer's first step imports torch._dynamo, the FLOP counter its dispatch
     machinery, the final metrics scikit-learn and SciPy, and label_agreement fits its pixel
@@ -193,11 +218,11 @@ def warm_up(splits, latent_dim: int, threads: int = 1) -> None:
         pixel_classifier(splits.train_x, splits.train_y)
     small = replace(splits, train_x=splits.train_x[:256], train_y=splits.train_y[:256],
                     val_x=splits.val_x[:64], val_y=splits.val_y[:64])
-    run = {"input_dim": splits.input_dim, "latent_dim": latent_dim, "epochs": 1, "threads": threads, "device": "cpu"}
+    run = RunSpec(input_dim=splits.input_dim, latent_dim=latent_dim, epochs=1, threads=threads, device=device)
     for variant in ("ae", "vae"):
         budget = config_params(ModelConfig(family="linear", variant=variant, input_dim=splits.input_dim,
                                            latent_dim=latent_dim))
-        arm = {"name": f"warm_up_{variant}", "family": "mlp", "layer": "linear", "variant": variant, "budget": budget}
+        arm = ArmSpec(f"warm_up_{variant}", "mlp", "linear", variant, budget)
         final = run_trial({"depth": 0, "batch_size": 64}, arm, run, small, report=lambda _: None, seed=0)
-        if final.get("status") != "ok" or "metrics_error" in final:
+        if final.get("status") not in FINISHED or "metrics_error" in final:   # 1 epoch may well collapse
             raise RuntimeError(f"warm-up trial failed: {final.get('error') or final.get('metrics_error')}")

@@ -18,7 +18,7 @@ COMMANDS = {
                 f"  python -m tunekae.analysis compare {D}\n  python -m tunekae.analysis compare {D} --alpha 0.01"),
     "recon": ("originals vs reconstructions of each family's best saved model (+ latent scatter for 2-D codes)",
               f"  python -m tunekae.analysis recon {D}\n  python -m tunekae.analysis recon {D} --n 10 --data-dir ~/data"),
-    "importance": ("Optuna (fANOVA) hyperparameter importances per arm from studies/<arm>.journal",
+    "importance": ("Optuna (fANOVA) hyperparameter importances per arm from the search's studies",
                    f"  python -m tunekae.analysis importance {D}\n  python -m tunekae.analysis importance {D} --full-only"),
     "report": ("everything available, linked from report.md with the question, protocol and answer",
                f"  python -m tunekae.analysis report {D}\n  python -m tunekae.analysis report {D} --out analysis/kae_vs_mlp"),
@@ -36,7 +36,7 @@ SELECT_HELP = ("how the best configuration of an arm is chosen among the confirm
 def build_parser() -> argparse.ArgumentParser:
     examples = "\n".join(ex.splitlines()[0] for _, ex in COMMANDS.values())
     parser = OneLineErrorParser(prog="python -m tunekae.analysis", formatter_class=argparse.RawDescriptionHelpFormatter,
-                     description="Analyse a tunekae search output dir (run.json, results.csv, studies/, and "
+                     description="Analyse a tunekae search output dir (run.json, results.csv, studies.journal, and "
                                  "confirmed*.csv + models/ after `python -m tunekae confirm DIR`).\n"
                                  "Outputs go to DIR/analysis/ unless --out is given.",
                      epilog="examples:\n" + examples + "\n\nRun `python -m tunekae.analysis COMMAND --help` for "

@@ -1,5 +1,5 @@
-"""`importance`: Optuna hyperparameter importances (fANOVA, seeded) per arm from the persisted
-studies (studies/<arm>.journal, study name = arm).
+"""`importance`: Optuna hyperparameter importances (fANOVA, seeded) per arm from the search's
+studies (DIR/studies.journal, or the database --optuna-storage named; study name = arm).
 
 Which trials count: every COMPLETE trial whose value is finite and below the sentinel loss
 (1e6) that infeasible, diverged and crashed trials report, which would swamp the variance.
@@ -24,19 +24,16 @@ SENTINEL = 1e6          # tunekae.train.DIVERGED_LOSS, restated to keep torch ou
 MIN_TRIALS = 3
 
 
-def _storage(path):
+def search_storage(res: Results):
+    """The search's Optuna storage: the database run.json names, else DIR/studies.journal."""
     import optuna
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-
-
-def _study(path):
-    import optuna
-    storage = _storage(path)
-    names = [s.study_name for s in storage.get_all_studies()]
-    if not names:
-        return None
-    name = path.stem if path.stem in names else names[0]
-    return optuna.load_study(study_name=name, storage=storage)
+    url = (res.run.get("options") or {}).get("optuna_storage")
+    if url:
+        return optuna.storages.RDBStorage(url)
+    journal = res.path / "studies.journal"
+    if not journal.exists():
+        raise UserError(f"no studies.journal in {res.path}; the search writes every arm's Optuna study there")
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
 
 
 def usable_trials(study, epochs: int | None, full_only: bool) -> tuple[list, int]:
@@ -55,13 +52,10 @@ def usable_trials(study, epochs: int | None, full_only: bool) -> tuple[list, int
     return keep, short
 
 
-def arm_importance(path, epochs: int | None, full_only: bool = False) -> dict:
-    """{'importances': {param: value}, 'n_trials', 'n_stopped_early', 'note'} for one journal."""
+def arm_importance(study, epochs: int | None, full_only: bool = False) -> dict:
+    """{'importances': {param: value}, 'n_trials', 'n_stopped_early', 'note'} for one arm's study."""
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
-    study = _study(path)
-    if study is None:
-        return {"importances": {}, "n_trials": 0, "n_stopped_early": 0, "note": "journal holds no study"}
     trials, short = usable_trials(study, epochs, full_only)
     out = {"importances": {}, "n_trials": len(trials), "n_stopped_early": short, "note": ""}
     if len(trials) < MIN_TRIALS:
@@ -91,16 +85,14 @@ def arm_importance(path, epochs: int | None, full_only: bool = False) -> dict:
 
 
 def importance_table(res: Results, full_only: bool = False) -> pd.DataFrame:
-    journals = sorted((res.path / "studies").glob("*.journal"))
-    if not journals:
-        raise UserError(f"no studies/*.journal in {res.path}; the search writes one Optuna study per arm there")
+    import optuna
+    storage = search_storage(res)
     arms = {a.get("name"): a for a in res.run.get("arms") or [] if isinstance(a, dict)}
     first = res.results.drop_duplicates("arm").set_index("arm")
     rows = []
-    for path in journals:
-        arm = path.stem
+    for arm in sorted(s.study_name for s in storage.get_all_studies()):
         info = arms.get(arm) or (first.loc[arm].to_dict() if arm in first.index else {})
-        r = arm_importance(path, res.run.get("epochs"), full_only)
+        r = arm_importance(optuna.load_study(study_name=arm, storage=storage), res.run.get("epochs"), full_only)
         base = {"arm": arm, "family": info.get("family", arm), "budget": info.get("budget"),
                 "budget_label": info.get("budget_label"), "n_trials": r["n_trials"],
                 "n_stopped_early": r["n_stopped_early"], "evaluator": "fanova(seed=0)", "note": r["note"]}

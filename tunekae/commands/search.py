@@ -48,8 +48,15 @@ def add_arguments(p):
     p.add_argument("--address", help="attach to a running Ray cluster ('auto' or host:port; also $RAY_ADDRESS)")
     p.add_argument("--storage", help="where Tune keeps its experiment folders (default OUTPUT/ray); on a multi-node "
                                      "cluster a path every node shares, or a cloud URI such as s3://bucket/runs")
+    p.add_argument("--optuna-storage", help="a database URL for the arms' Optuna studies (sqlite:///runs/studies.db); "
+                                            "default OUTPUT/studies.journal")
     p.add_argument("--resume", action="store_true", help="continue the interrupted search in --output")
-    p.add_argument("--quiet", action="store_true", help="less Ray progress output")
+    p.add_argument("--quiet", action="store_true", help="no line per finished trial: the summary only")
+    p.add_argument("--verbose", action="store_true", help="Ray Tune's own progress tables instead of tunekae's lines")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="TensorBoard event files in each trial's folder under OUTPUT/ray (needs tensorboardX)")
+    p.add_argument("--mlflow", metavar="URI", help="log every trial to MLflow at this tracking URI (needs mlflow), "
+                                                   "e.g. file:///abs/path/mlruns")
     p.add_argument("--no-asha", action="store_true", help="ablation: no early stopping (every trial runs every epoch)")
 
 
@@ -79,7 +86,7 @@ def _check_storage_uri(uri: str) -> None:
 
 
 # Options that change where or how loudly a resumed search runs, not what it searches.
-RESUME_MAY_CHANGE = ("address", "quiet")
+RESUME_MAY_CHANGE = ("address", "quiet", "verbose")
 
 
 def _check_resume_options(args, saved: dict) -> None:
@@ -183,6 +190,25 @@ def _check_arms_unique(contexts) -> None:
         seen[c.key] = c
 
 
+def disk_full(error: BaseException) -> OSError | None:
+    """The 'no space left on device' error behind `error`, if any (Ray and Optuna may wrap it)."""
+    import errno
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _check_tracking(args) -> None:
+    """--tensorboard and --mlflow use Tune's callbacks, which need their libraries installed."""
+    import importlib.util
+    for flag, module, package in (("--tensorboard", "tensorboardX", "tensorboardX"), ("--mlflow", "mlflow", "mlflow")):
+        if getattr(args, flag[2:]) and importlib.util.find_spec(module) is None:
+            raise UserError(f"{flag} needs the {package} package: pip install {package}")
+
+
 def _check_output_dir(output: Path, flag: str = "--output") -> None:
     """Fail before Ray starts, not after, when the output (or storage) dir cannot be made."""
     if output.exists() and not output.is_dir():
@@ -258,14 +284,17 @@ def run(args) -> int:
         print(f"tunekae: a Ray job without --output writes to {output.resolve()}, inside Ray's temporary copy of "
               f"the job's working dir; give --output a path that outlives the job", file=sys.stderr)
 
-    from ..search import SearchOptions, run_search
     from ..results import format_summary_line
+    from ..search import SearchOptions, resume_command, run_search, shutdown
+    _check_tracking(args)
     opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, address=args.address,
-                         verbose=0 if args.quiet else 1, asha=not args.no_asha, storage=args.storage)
+                         verbose=args.verbose, quiet=args.quiet, asha=not args.no_asha, storage=args.storage,
+                         optuna_storage=args.optuna_storage, tensorboard=args.tensorboard, mlflow=args.mlflow)
     options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed",
                                              "tolerance", "grace_period", "reduction_factor", "cpus_per_trial",
-                                             "gpus_per_trial", "max_concurrent", "address", "storage", "quiet",
+                                             "gpus_per_trial", "max_concurrent", "address", "storage",
+                                             "optuna_storage", "quiet", "verbose", "tensorboard", "mlflow",
                                              "no_asha")}
     options["space"] = space.source if space.source.endswith(".py") else space.name
     meta = {"space": space.name, "space_sha256": space.source_sha256, "description": space.description,
@@ -282,15 +311,28 @@ def run(args) -> int:
             "versions": _versions(), "tunekae": provenance(), "hardware": _hardware(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if args.resume:
         meta.update(started=saved_run.get("started"), summary=saved_run.get("summary", {}),
-                    wall_seconds=saved_run.get("wall_seconds", 0))
+                    wall_seconds=saved_run.get("wall_seconds", 0), sessions=saved_run.get("sessions", []))
         if saved_run.get("tunekae", meta["tunekae"]) != meta["tunekae"]:   # the code that began it, and this one
             meta.update(tunekae=saved_run["tunekae"], tunekae_resumed=meta["tunekae"])
     meta["budgets"] = [{"label": label, "params": n} for label, n in meta["budgets"]]
-    run_search(space, contexts, splits, opts, output, meta, resume=args.resume)
+    try:
+        run_search(space, contexts, splits, opts, output, meta, resume=args.resume)
+    except KeyboardInterrupt:
+        shutdown()
+        print(f"tunekae search: interrupted; continue with: {resume_command(output)}", file=sys.stderr)
+        return 130
+    except Exception as e:   # noqa: BLE001 - only a full disk is the user's to fix; the rest is re-raised
+        full = disk_full(e)
+        if full is None:
+            raise
+        raise UserError(f"the disk is full ({full.filename or output}); free some space, then continue with: "
+                        f"{resume_command(output)}") from None
     final = json.loads((output / "run.json").read_text())
     print(f"\n{space.name} on {dataset}: {samples} trials x {epochs} epochs per arm, wall {final['wall_seconds']:.0f} s")
     for key, summary in final["summary"].items():
         print("  " + format_summary_line(key, summary))
-    print(f"results: {output / 'results.csv'}   studies: {output / 'studies'}")
-    print(f"next: python -m tunekae confirm {output}   then   python -m tunekae.analysis report {output}")
+    studies = args.optuna_storage or shlex.quote(str(output / "studies.journal"))
+    print(f"results: {output / 'results.csv'}   studies: {studies} (optuna-dashboard opens it)")
+    quoted = shlex.quote(str(output))
+    print(f"next: python -m tunekae confirm {quoted}   then   python -m tunekae.analysis report {quoted}")
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import socket
 
-from .errors import UserError
+from ..errors import UserError
 
 START_A_CLUSTER = "(start one with `ray start --head`, or leave out --address and RAY_ADDRESS for a local Ray)"
 GIVE_THE_GCS = ("give the cluster's address, the one `ray start --head` printed (host:6379 by default), or "
@@ -35,20 +35,36 @@ def requested(address: str | None) -> tuple[str | None, str]:
     return (env, f"{env} (from RAY_ADDRESS)") if env else (None, "")
 
 
+def ray_current_cluster_file() -> str:
+    """Where `ray start` records the machine's current cluster: <ray temp dir>/ray_current_cluster,
+    the temp dir being $RAY_TMPDIR, else $TMPDIR (Linux), else /tmp. Ray has no public API for it
+    (its reader is internal; ray-project/ray#14998 asks for public cluster information), so this
+    follows Ray 2.60's own rule."""
+    import sys
+    import tempfile
+    if "RAY_TMPDIR" in os.environ:
+        base = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        base = os.environ["TMPDIR"]
+    else:
+        base = "/tmp" if sys.platform.startswith(("linux", "darwin")) else tempfile.gettempdir()
+    return os.path.join(base, "ray", "ray_current_cluster")
+
+
 def where_auto_points(address: str) -> str:
-    """'auto' is RAY_ADDRESS, else the address of the last `ray start` on this machine, which Ray
-    keeps in <ray temp dir>/ray_current_cluster. That file outlives a head killed with -9 (or a
-    reboot), and ray.init then retries the dead address for many minutes. Read with Ray's own
-    reader; without it (a Ray that moved it), 'auto' stays Ray's to resolve."""
+    """'auto' is RAY_ADDRESS, else the address of the last `ray start` on this machine
+    (ray_current_cluster_file). That file outlives a head killed with -9 (or a reboot), and
+    ray.init then retries the dead address for many minutes. Without the file, 'auto' stays Ray's
+    to resolve."""
     if address != "auto":
         return address
     env = os.environ.get("RAY_ADDRESS")
     if env and env != "auto":
         return env
     try:
-        from ray._private.utils import read_ray_address
-        return read_ray_address() or address
-    except Exception:  # noqa: BLE001 - private API: when it fails, Ray resolves 'auto' itself
+        with open(ray_current_cluster_file()) as f:
+            return f.read().strip() or address
+    except OSError:
         return address
 
 
@@ -85,9 +101,21 @@ def check_reachable(address: str, named: str, timeout_s: float = 5.0) -> None:
 
 def _a_token_here() -> bool:
     """Whether any of the places Ray reads a token from (WHERE_RAY_READS_A_TOKEN) holds one."""
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    return bool(os.environ.get("RAY_AUTH_TOKEN") or (path and os.path.exists(path))
-                or os.path.exists(os.path.expanduser("~/.ray/auth_token")))
+    return _token() is not None
+
+
+def _token() -> str | None:
+    """The token Ray would send, read where Ray reads it (WHERE_RAY_READS_A_TOKEN)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), os.path.expanduser("~/.ray/auth_token")):
+        if path and os.path.exists(path):
+            try:
+                with open(path) as f:
+                    return f.read().strip() or None
+            except OSError:
+                return None
+    return None
 
 
 def _check_token(target: str, named: str, timeout_s: float) -> None:
@@ -98,14 +126,11 @@ def _check_token(target: str, named: str, timeout_s: float) -> None:
     import grpc
     metadata: tuple = ()
     if token_auth_on():
-        try:
-            from ray._private.authentication.grpc_authentication_client_interceptor import (
-                _get_authentication_metadata_tuple)
-            metadata = _get_authentication_metadata_tuple()
-        except Exception:  # noqa: BLE001 - private API: without it, a wrong token is ray.init's to find
+        token = _token()
+        if token is None:   # token mode but no token anywhere: ray.init says so itself
             return
-        if not metadata:   # token mode but no token anywhere: ray.init says so itself
-            return
+        # the header Ray's own gRPC client adds (Ray 2.60); Ray's helper that builds it is internal
+        metadata = (("authorization", f"Bearer {token}"),)
     with grpc.insecure_channel(target) as channel:
         ask = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")
         try:

@@ -1,0 +1,87 @@
+"""The one Tune experiment's scheduler: one ASHA per arm behind a dispatching TrialScheduler.
+
+Every call is routed to the trial's own arm's ASHA, so a trial is only ever ranked against the
+trials of its own arm, each arm with the same ASHA settings. On resume, the trials that finished
+before the interruption are replayed into their arm's ASHA, epoch by epoch, so its rungs hold
+what they held: an interrupted search stops the same trials as an uninterrupted one.
+"""
+from __future__ import annotations
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+from .trial_log import ARM
+
+TIME_ATTR = "epoch"   # the reported epoch: one report per epoch, and a replayed report keeps its epoch
+METRIC, MODE = "val_loss", "min"
+
+
+class ArmScheduler(FIFOScheduler):
+    def __init__(self, keys: list[str], epochs: int, grace_period: int, reduction_factor: int, asha: bool = True):
+        """asha False: no early stopping (every trial runs every epoch), for ablations."""
+        super().__init__()
+        self.asha = asha
+        self.arms = {k: ASHAScheduler(time_attr=TIME_ATTR, metric=METRIC, mode=MODE, max_t=epochs,
+                                      grace_period=min(grace_period, epochs), reduction_factor=reduction_factor)
+                     for k in keys} if asha else {}
+        self.epochs = epochs
+        self._stopped_early: set[str] = set()
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        """Tune's check that the experiment's metric is the scheduler's: it is validation loss."""
+        return metric in (None, METRIC) and mode in (None, MODE)
+
+    def stopped_early(self, trial_id: str) -> bool:
+        """Whether this scheduler stopped the trial before its last epoch."""
+        return trial_id in self._stopped_early
+
+    def _of(self, trial) -> ASHAScheduler | None:
+        return self.arms.get(trial.config.get(ARM))
+
+    def on_trial_add(self, tune_controller, trial):
+        if (asha := self._of(trial)) is not None:
+            asha.on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller, trial):
+        if (asha := self._of(trial)) is not None:
+            asha.on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result):
+        asha = self._of(trial)
+        if asha is None:
+            return TrialScheduler.CONTINUE
+        decision = asha.on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP and result.get(TIME_ATTR, self.epochs) < self.epochs:
+            self._stopped_early.add(trial.trial_id)
+        return decision
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        if (asha := self._of(trial)) is not None:
+            asha.on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller, trial):
+        if (asha := self._of(trial)) is not None:
+            asha.on_trial_remove(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller):
+        """The newest pending trial. With reused trial processes, FIFO's oldest-first handed a trial
+        that waited for a process still starting the process of a trial that had just ended; Tune
+        then stopped the starting one, every time, and after one trial process died the rest of
+        the search ran one trial at a time."""
+        return next((t for t in reversed(tune_controller.get_trials()) if t.status == Trial.PENDING), None)
+
+    def replay(self, arm: str, name: str, reports: list[dict]) -> None:
+        """Feed one finished trial's reports (epoch by epoch, up to where it ended) into its arm's
+        ASHA, as if it had run now; `name` stands for its Tune trial id."""
+        asha = self.arms.get(arm)
+        if asha is None:
+            return
+        ghost = Trial("tunekae_replay", config={ARM: arm}, trial_id=name, stub=True)
+        asha.on_trial_add(None, ghost)
+        for report in reports:
+            if TIME_ATTR in report and METRIC in report:
+                asha.on_trial_result(None, ghost, report)
+        asha.on_trial_remove(None, ghost)
+
+    def debug_string(self) -> str:
+        return "\n".join(f"{k}: {s.debug_string()}" for k, s in self.arms.items()) or "no early stopping"
