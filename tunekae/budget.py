@@ -61,15 +61,21 @@ def reference_mlp_params(input_dim: int, latent_dim: int) -> int:
 
 
 def parse_budget(budget: str | int | float, input_dim: int, latent_dim: int) -> int:
-    """100000, '100000', '100k', '1.5M' (absolute) or '4x' (times the single-layer MLP)."""
+    """100000, '100000', '100k', '1.5M', '1e6' (absolute) or '4x' (times the single-layer MLP)."""
     text = str(budget).strip().lower().replace("_", "").replace(",", "")
-    m = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(x|k|m)?", text)
+    m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(x|k|m)?", text)
     if not m:
-        raise UserError(f"budget {budget!r} is not a number (100000, 100k, 1.5M) or a multiple like 4x")
+        raise UserError(f"budget {budget!r} is not a number (100000, 100k, 1.5M, 1e6) or a multiple like 4x")
     value, unit = float(m.group(1)), m.group(2)
     if unit == "x":
-        return int(round(value * reference_mlp_params(input_dim, latent_dim)))
-    return int(round(value * {"k": 1e3, "m": 1e6}.get(unit or "", 1)))
+        reference = reference_mlp_params(input_dim, latent_dim)
+        n, said = value * reference, f"{value:g} x the single-layer MLP's {reference:,}"
+    else:
+        n, said = value * {"k": 1e3, "m": 1e6}.get(unit or "", 1), None
+    if round(n) < 1:
+        raise UserError(f"budget {budget!r} is {n:.3g} parameters" + (f" ({said})" if said else "")
+                        + "; a budget is at least one parameter")
+    return int(round(n))
 
 
 @dataclass

@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 
 from ..budget import count_flops, count_params
-from ..models import build_model
-from .model_options import add_model_arguments, comma_ints, input_dim_from_args, model_config_from_args
+from .model_options import add_model_arguments, build_on_meta, comma_ints, input_dim_from_args, model_config_from_args
 
 NAME = "describe"
 HELP = "print an architecture's layers, exact trainable parameters and forward FLOPs per sample"
@@ -36,7 +35,7 @@ def layer_rows(model) -> list[dict]:
 
 def run(args) -> int:
     cfg = model_config_from_args(args, input_dim_from_args(args), tuple(args.hidden))
-    model = build_model(cfg)
+    model = build_on_meta(cfg)
     info = {"family": args.family, "layer": cfg.family, "variant": cfg.variant, "input_dim": cfg.input_dim,
             "hidden": list(cfg.hidden), "latent": cfg.latent_dim, "order": cfg.order, "grid": cfg.grid,
             "params": count_params(model), "flops": count_flops(model, cfg.input_dim),

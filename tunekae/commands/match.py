@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from ..budget import parse_budget, solve_widths
-from .model_options import add_model_arguments, input_dim_from_args, model_config_from_args
+from .model_options import add_model_arguments, build_on_meta, input_dim_from_args, model_config_from_args
 
 NAME = "match"
 HELP = "find hidden widths that give a family a parameter budget (absolute or like 4x the 1-layer MLP)"
@@ -29,6 +29,7 @@ def run(args) -> int:
     if args.depth < 0 or not 0 < args.tolerance < 1:
         raise UserError("--depth must be >= 0 and --tolerance between 0 and 1")
     cfg = model_config_from_args(args, input_dim_from_args(args))
+    build_on_meta(cfg)   # a shape option the layer refuses says so here, before the solver
     budget = parse_budget(args.budget, cfg.input_dim, cfg.latent_dim)
     match = solve_widths(cfg, budget, args.depth, args.tolerance)
     out = {"family": args.family, "depth": args.depth, **match.to_dict(), "tolerance": args.tolerance}

@@ -85,8 +85,23 @@ def model_config_from_args(args, input_dim: int, hidden: tuple[int, ...] = ()) -
 def input_dim_from_args(args) -> int:
     """--input-dim, or the dimension of --dataset, or 784 (28x28 images)."""
     if getattr(args, "dataset", None):
-        if args.input_dim:
+        if args.input_dim is not None:
             raise UserError("give --input-dim or --dataset, not both")
         from ..data import load_dataset
         return load_dataset(args.dataset, data_dir=getattr(args, "data_dir", None)).input_dim
-    return args.input_dim or 784
+    if args.input_dim is not None and args.input_dim < 1:
+        raise UserError(f"--input-dim must be >= 1; got {args.input_dim}")
+    return 784 if args.input_dim is None else args.input_dim
+
+
+def build_on_meta(cfg: ModelConfig):
+    """The model with no memory behind its parameters (counting 10^8 hidden units must not
+    allocate them); a shape option the layer refuses (kae order 0, kan grid 0) is the user's."""
+    import torch
+
+    from ..models import build_model
+    try:
+        with torch.device("meta"):
+            return build_model(cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from None
