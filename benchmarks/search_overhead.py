@@ -27,7 +27,6 @@ import argparse
 import glob
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 
 from tunekae.budget import (InfeasibleBudget, config_params, count_flops, count_params, feasible_shapes,
                             parse_budget, solve_widths)

@@ -44,6 +44,7 @@ def test_confirm_writes_mean_std_n(pipeline_dir):
     assert one["test_loss_mean"] == pytest.approx(same["test_loss"].mean())
     assert one["test_loss_std"] == pytest.approx(same["test_loss"].std(ddof=1))
     assert len(list((pipeline_dir / "models").glob("*.pt"))) == len(confirmed)
+    assert not (pipeline_dir / "models.partial").exists()   # moved into place once every run was in
 
 
 def test_every_promised_file_exists_and_every_png_decodes(pipeline_dir):

@@ -103,7 +103,7 @@ def test_the_cli_refuses_the_dashboard_port_at_once(tmp_path):
     finally:
         server.shutdown()
     assert proc.returncode == 2, proc.stderr
-    assert f"(from RAY_ADDRESS): something other than Ray answers there" in proc.stderr
+    assert "(from RAY_ADDRESS): something other than Ray answers there" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
 
 

@@ -152,13 +152,18 @@ def define(trial, ctx):
     return suggest_architecture(trial, ctx)
 
 
-SPACE = Space(name="mine", description="order-3 KAE", arms=[Arm("kae3", "kae", define, shapes=[{"order": 3}])])
+SPACE = Space(name="mine", description="order-3 KAE", arms=[Arm("kae3", "kae", define, shapes=[{"order": 3}]),
+                                                              Arm("mlp", "linear", define)])
 ''')
     code, out, err = run_cli("spaces", space_file, "--budgets", "1x", "100k")
     assert code == 0, err
     assert "arm kae3: layer kae; shapes order=3; samples depth, order\n" in out
-    assert "kae3_b2128       cannot be built (nearest 2,084 or 2,648)" in out
+    assert "kae3_b2128       cannot be built (nearest 2,084 or 2,648): the search records it as one infeasible row" in out
     assert "kae3_b100000     depth 1 (order=3) | depth 2 (order=3)" in out
+    # a budget no arm can be built at: `spaces` refuses it as `search` does, in the same words
+    space_file.write_text(space_file.read_text().replace(',\n                                                              Arm("mlp", "linear", define)', ""))
+    code, _, err = run_cli("spaces", space_file, "--budgets", "1x")
+    assert code == 2 and "budget 1x = 2,128 parameters: no arm of mine can be built with that many" in err, err
     space_file.write_text(space_file.read_text().replace('"kae", define', '"kea", define'))
     code, _, err = run_cli("spaces", space_file)
     assert code == 2 and f"space file {space_file}: arm 'kae3': unknown layer family 'kea'" in err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
@@ -18,6 +20,27 @@ MAX_SEED = 2**31 - 1   # numpy and scikit-learn take 0..2**32-1; a search adds t
 def check_seed(seed: int) -> None:
     if not 0 <= seed <= MAX_SEED:
         raise UserError(f"--seed must be between 0 and {MAX_SEED}; got {seed}")
+
+
+def check_writable_dir(path: Path, flag: str = "--output") -> None:
+    """UserError (one line) unless `path` is, or can be made, a directory this process writes in:
+    checked before any work, so that nothing is computed and then lost."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a directory")
+    parent = next(p for p in [path, *path.parents] if p.exists())
+    try:   # really creating something: os.access says yes to root even in /proc or a read-only mount
+        tempfile.TemporaryDirectory(dir=parent, prefix=".tunekae-probe-").cleanup()
+    except OSError:
+        raise UserError(f"{flag} {path}: cannot create or write in {parent}") from None
+
+
+def check_writable_file(path: Path, flag: str) -> None:
+    """The same for a file to be written (e.g. --save model.pt)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a directory; give a file name such as {path / 'model.pt'}")
+    check_writable_dir(path.parent, flag)
 
 
 def option_defaults(add_arguments: Callable[[argparse.ArgumentParser], None]) -> dict:

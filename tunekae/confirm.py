@@ -4,13 +4,16 @@ confirmed_runs.csv (a row per configuration and seed) and confirmed.csv (mean, s
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from .results import write_atomic
 from .status import FINISHED
 
+PARTIAL_MODELS = "models.partial"   # an unfinished confirm's models
 CONFIRM_SEED_BASE = 10_000   # fresh seeds, disjoint from the search's trial seeds
 SUMMARY = ["test_loss", "mean_image_mse", "psnr", "knn_acc", "linear_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse",
            "label_agreement", "class_sep", "kl", "active_units", "ks_distance", "train_seconds",
@@ -96,8 +99,9 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
 
     from .data import load_dataset
     from .search import GPU_SHARE, check_trial_fits, connect
-    meta = json.loads((output / "run.json").read_text())
-    results = pd.read_csv(output / "results.csv", dtype={"budget_label": str, "trial_id": str})
+    from .results import read_results, read_run_json
+    meta = read_run_json(output)
+    results = read_results(output, meta)
     picks = pick_top(results, top)
     splits = load_dataset(meta["dataset"], data_dir=data_dir, seed=meta.get("seed", 0))
     connect(address)
@@ -117,7 +121,12 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
             jobs.append((pick, CONFIRM_SEED_BASE + s,
                          task.remote(pick["config_json"], CONFIRM_SEED_BASE + s, splits_ref, cpus_per_trial, device)))
     rows = []
-    (output / "models").mkdir(exist_ok=True)
+    # The models land in models.partial/ and replace models/ only once every run is in, with the
+    # tables: an interrupted confirm leaves the last finished one whole (and says so, see
+    # analysis.load), never a mix of two.
+    partial = output / PARTIAL_MODELS
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
     import torch
     for pick, seed, ref in jobs:
         done = ray.get(ref)
@@ -126,9 +135,11 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
         base.update({k: pick[k] for k in pick.index if k.startswith("hp_")})
         rows.append({**base, **done["row"]})
         if seed == CONFIRM_SEED_BASE:   # one model per configuration, for reconstructions
-            torch.save(done["model"], output / "models" / f"{pick['arm']}__{pick['trial_id']}.pt")
+            torch.save(done["model"], partial / f"{pick['arm']}__{pick['trial_id']}.pt")
     runs = pd.DataFrame(rows)
-    runs.to_csv(output / "confirmed_runs.csv", index=False)
     confirmed = aggregate(runs)
-    confirmed.to_csv(output / "confirmed.csv", index=False)
+    shutil.rmtree(output / "models", ignore_errors=True)
+    partial.rename(output / "models")
+    write_atomic(output / "confirmed_runs.csv", lambda tmp: runs.to_csv(tmp, index=False))
+    write_atomic(output / "confirmed.csv", lambda tmp: confirmed.to_csv(tmp, index=False))
     return confirmed

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Callable
 
@@ -21,10 +22,68 @@ def check_search_output(path: Path) -> None:
     missing = [n for n in ("run.json", "results.csv") if not (path / n).is_file()]
     if missing == ["results.csv"]:
         raise UserError(f"the search in {path} has not finished (no results.csv yet); finish it with "
-                        f"`python -m tunekae search --output {path} --resume`")
+                        f"`{resume_command(path)}`")
     if missing:
         raise UserError(f"{path} is not a tunekae results dir (no {' or '.join(missing)}); "
                         f"pass the output dir of `python -m tunekae search`")
+
+
+def resume_command(output: Path) -> str:
+    """The command that continues (or rewrites the results of) the search in `output`."""
+    return f"python -m tunekae search --output {shlex.quote(str(output))} --resume"
+
+
+def read_run_json(path: Path, to_resume: bool = False) -> dict:
+    """DIR/run.json as the search wrote it, else a UserError naming what is wrong with it
+    (`to_resume`: it must hold the search's options too)."""
+    file = path / "run.json"
+    try:
+        run = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} is not a tunekae search output (no run.json)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{file} is not valid JSON ({getattr(e, 'msg', e)}), as a crash or a full disk leaves it; "
+                        f"nothing in it can be trusted: run the search again with another --output") from None
+    if not isinstance(run, dict):
+        raise UserError(f"{file} does not hold a JSON object; run the search again with another --output")
+    if to_resume and not isinstance(run.get("options"), dict):
+        raise UserError(f"{file} holds no options of the search to resume it with; run the search again with "
+                        f"another --output")
+    return run
+
+
+def read_results(path: Path, run: dict) -> pd.DataFrame:
+    """DIR/results.csv, checked against the per-arm summary run.json recorded when the search
+    ended: a table cut short (a row missing, a value cut inside) would otherwise be analysed as if
+    whole. UserError naming the first disagreement."""
+    file = path / "results.csv"
+    resume = f"the search's studies still hold every trial: `{resume_command(path)}` writes it again"
+    with open(file, "rb") as f:   # the writer ends every row with a newline: a cut one has none
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 1))
+        if f.read(1) not in (b"\n", b""):
+            raise UserError(f"{file} ends in the middle of a row: it was cut short; {resume}")
+    try:
+        rows = pd.read_csv(file, dtype={"trial_id": str, "arm": str, "family": str, "budget_label": str,
+                                        "hidden": str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UserError(f"{file} is not a readable table ({type(e).__name__}); {resume}") from None
+    summary = run.get("summary") or {}
+    for arm, s in summary.items():
+        mine = rows[rows["arm"] == arm] if "arm" in rows else rows.iloc[:0]
+        problem = None
+        if len(mine) != s.get("trials", len(mine)):
+            problem = f"has {len(mine)} rows of arm {arm}, run.json counts {s['trials']} trials"
+        elif s.get("best_val_loss") is not None:
+            best = summarize_arm(mine, int(run.get("epochs") or 0)).get("best_val_loss")
+            if best is None or abs(best - s["best_val_loss"]) > 1e-9 * max(1.0, abs(s["best_val_loss"])):
+                problem = f"gives arm {arm} a best val_loss of {best}, run.json {s['best_val_loss']}"
+        if problem:
+            raise UserError(f"{file} {problem}: the table is cut short or was edited; {resume}")
+    extra = set(rows["arm"]) - set(summary) if summary and "arm" in rows else set()
+    if extra:
+        raise UserError(f"{file} has rows of arms run.json does not know ({', '.join(sorted(map(str, extra)))}); "
+                        f"it is not this search's table")
+    return rows
 
 
 # Columns every row has, in this order; hyperparameters (hp_*) and metrics follow.

@@ -9,15 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UserError
-from .results import check_search_output
+from .results import check_search_output, read_results, read_run_json
 
 
 def find_trial(output: Path, trial: str) -> tuple[pd.Series, dict]:
     """(the trial's row, run.json) for `trial`: Tune's trial id as results.csv and Ray's output
     show it (e4eb0707), or ARM:N, the arm and the trial's number in its Optuna study."""
     check_search_output(output)
-    run = json.loads((output / "run.json").read_text())
-    results = pd.read_csv(output / "results.csv", dtype={"trial_id": str})
+    run = read_run_json(output)
+    results = read_results(output, run)
     arm, _, number = trial.rpartition(":")
     if arm and number.isdigit():
         rows = results[(results["arm"] == arm) & (results["study_trial"] == int(number))]

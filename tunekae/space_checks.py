@@ -145,3 +145,25 @@ def _line_in(error: Exception, define) -> str:
     source = getattr(getattr(define, "__code__", None), "co_filename", None)
     lines = lines_in(error, source) if source else []
     return f" (line {lines[-1]})" if lines else ""
+
+
+def check_budgets_fit(contexts, space, input_dim: int) -> None:
+    """A budget that no arm can be built at would run nothing and report nothing: say so
+    (the usual slip is a bare number meant as a multiple, `4` for `4x`). A budget that only
+    some arms miss is a finding, recorded as their infeasible rows."""
+    from .budget import reference_mlp_params
+    from .spaces import nearest_reachable
+    for label in dict.fromkeys(c.budget_label for c in contexts):
+        arms = [c for c in contexts if c.budget_label == label]
+        if not any(c.feasible for c in arms):
+            budget = arms[0].budget
+            # what each arm can reach instead: a space of few shapes (a user's) often just misses
+            off = lambda n: f" ({(n - budget) / budget:+.1%})" if abs(n - budget) < budget else ""  # noqa: E731
+            nearest = "; ".join(f"{c.arm.name} " + " or ".join(
+                f"{n:,}{off(n)}" for n in nearest_reachable(c, input_dim, space.latent_dim, space.tolerance))
+                for c in arms)
+            raise UserError(
+                f"budget {label} = {budget:,} parameters: no arm of {space.name} can be built with that many "
+                f"(within {space.tolerance:.0%}; nearest: {nearest}); budgets are parameter counts (25888, 100k, "
+                f"1.5M) or multiples of the single-layer MLP, which has "
+                f"{reference_mlp_params(input_dim, space.latent_dim):,} parameters here (4x)")

@@ -211,8 +211,12 @@ def load_space(name_or_path: str) -> Space:
     """A built-in space by name, or a user's module by file path."""
     if name_or_path.endswith(".py") or "/" in name_or_path:
         path = Path(name_or_path)
+        if path.is_dir():
+            raise UserError(f"--space {path} is a directory; give a .py file that defines SPACE, or a built-in space")
         if not path.is_file():
             raise UserError(f"space file {path} does not exist")
+        if path.suffix != ".py":
+            raise UserError(f"space file {path} must be a Python file ending in .py (Python imports only those)")
         spec = importlib.util.spec_from_file_location(f"tunekae_user_space_{path.stem}", path.resolve())
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # define-by-run functions must be importable to pickle

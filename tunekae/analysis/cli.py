@@ -78,16 +78,18 @@ def dispatch(args) -> dict:
     out = output_dir(res, args.out)
     c = args.command
     if c == "pareto":
-        return pareto.run(res, out, args.loss)
-    if c == "table":
-        return table.run(res, out, args.select)
-    if c == "compare":
-        return compare.run(res, out, args.select, args.alpha)
-    if c == "recon":
-        return recon.run(res, out, n=args.n, data_dir=args.data_dir)
-    if c == "importance":
-        return importance.run(res, out, args.full_only)
-    return report.run(res, out, args.select, args.alpha, args.data_dir)
+        done = pareto.run(res, out, args.loss)
+    elif c == "table":
+        done = table.run(res, out, args.select)
+    elif c == "compare":
+        done = compare.run(res, out, args.select, args.alpha)
+    elif c == "recon":
+        done = recon.run(res, out, n=args.n, data_dir=args.data_dir)
+    elif c == "importance":
+        done = importance.run(res, out, args.full_only)
+    else:
+        return report.run(res, out, args.select, args.alpha, args.data_dir)   # its notes are res.notes too
+    return {**done, "notes": res.notes + done.get("notes", [])}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@ test-loss difference of each family to the best one (other minus best, so >= 0) 
 Welch confidence interval and Welch t-test p-value over the confirmation seeds."""
 from __future__ import annotations
 
+import shlex
 import warnings
 
 import numpy as np
@@ -140,7 +141,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05) -> dict:
     if not len(table):
         from ..errors import UserError
         raise UserError(f"confirmed_runs.csv in {res.path} holds no successful run with a test loss; "
-                        f"re-run `python -m tunekae confirm {res.path}`")
+                        f"re-run `python -m tunekae confirm {shlex.quote(str(res.path))}`")
     table.to_csv(out / "compare.csv", index=False)
     md = to_markdown(table, select, alpha)
     (out / "compare.md").write_text(md)

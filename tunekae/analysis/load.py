@@ -6,18 +6,23 @@ one sentence naming the fix. The analysis never imports Ray or torch from here.
 """
 from __future__ import annotations
 
-import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..cli_support import check_writable_dir
 from ..errors import UserError
-from ..results import check_search_output
+from ..results import check_search_output, read_results, read_run_json
 from ..status import FINISHED
 
-CONFIRM_HINT = "run `python -m tunekae confirm {dir}` first"
+CONFIRM_HINT = "run `python -m tunekae confirm {dir}` first"   # {dir}: shell-quoted (confirm_hint)
+
+
+def confirm_hint(path: Path) -> str:
+    return CONFIRM_HINT.format(dir=shlex.quote(str(path)))
 REQUIRED = ("arm", "family", "status", "val_loss", "params")
 
 
@@ -42,9 +47,26 @@ class Results:
                             f"{counts}; {stopped} stopped early by ASHA); run a longer search")
         return full
 
+    @property
+    def notes(self) -> list[str]:
+        """What a reader of any table or figure of this dir must know: trials left out of them,
+        and an interrupted confirm."""
+        out = []
+        loss = pd.to_numeric(self.results["val_loss"], errors="coerce")
+        odd = self.results[self.results["status"].isin(FINISHED) & ~np.isfinite(loss)]
+        if len(odd):
+            arms = ", ".join(f"{a} {n}" for a, n in odd.groupby("arm").size().items())
+            out.append(f"{len(odd)} trial(s) ended with a validation loss that is not a number ({arms}); they are "
+                       f"left out of the fronts and tables")
+        if (self.path / "models.partial").exists():
+            out.append("a confirm was interrupted (models.partial/ holds its unfinished models): the confirmed "
+                       "results and models used here are those of the last confirm that finished"
+                       + ("" if self.confirmed is not None else ", and none did"))
+        return out
+
     def require_confirmed_runs(self) -> pd.DataFrame:
         if self.confirmed_runs is None or not len(self.confirmed_runs):
-            raise UserError(f"no confirmed_runs.csv in {self.path}; " + CONFIRM_HINT.format(dir=self.path))
+            raise UserError(f"no confirmed_runs.csv in {self.path}; " + confirm_hint(self.path))
         return self.confirmed_runs
 
     def budgets(self) -> list[dict]:
@@ -97,13 +119,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def load(directory) -> Results:
     path = Path(directory)
     check_search_output(path)
-    try:
-        run = json.loads((path / "run.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path / 'run.json'} is not valid JSON ({e.msg if hasattr(e, 'msg') else e}); "
-                        f"re-run the search") from None
-    if not isinstance(run, dict):
-        raise UserError(f"{path / 'run.json'} does not hold a JSON object; re-run the search")
+    run = read_run_json(path)
+    read_results(path, run)          # whole, and the table the search recorded
     results = _read_csv(path / "results.csv")
     if not len(results):
         raise UserError(f"{path / 'results.csv'} has no trials; the search recorded nothing (run it again)")
@@ -154,7 +171,8 @@ def hp_columns(df: pd.DataFrame) -> list[str]:
 
 
 def output_dir(res: Results, out) -> Path:
-    """--out, else DIR/analysis; created."""
+    """--out, else DIR/analysis; created (UserError when it cannot be)."""
     target = Path(out) if out else res.path / "analysis"
+    check_writable_dir(target, "--out")
     target.mkdir(parents=True, exist_ok=True)
     return target

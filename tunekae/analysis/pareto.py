@@ -16,7 +16,7 @@ import pandas as pd
 from ..errors import UserError
 from ..status import FINISHED
 from .fronts import front_mask, hypervolume_2d, staircase
-from .load import CONFIRM_HINT, Results
+from .load import Results, confirm_hint
 from .style import family_color, plt, save, sort_families
 
 OBJECTIVES = {"3d": ["loss", "params", "train_seconds"], "params": ["loss", "params"],
@@ -39,7 +39,7 @@ def confirmed_points(res: Results) -> pd.DataFrame:
     c = res.confirmed.copy()
     if "test_loss_mean" not in c:
         raise UserError(f"{res.path / 'confirmed.csv'} has no test_loss_mean column; "
-                        + CONFIRM_HINT.format(dir=res.path))
+                        + confirm_hint(res.path))
     out = pd.DataFrame({"source": "confirmed", "loss_metric": "test_loss_mean", "loss": c["test_loss_mean"],
                         "loss_std": c.get("test_loss_std", np.nan),
                         "train_seconds": c.get("train_seconds_mean", np.nan),
@@ -56,7 +56,7 @@ def confirmed_points(res: Results) -> pd.DataFrame:
 def pareto_table(res: Results, loss: str = "auto") -> pd.DataFrame:
     """Every point with membership columns on_front_{3d,params,time} and on_family_front_*."""
     if loss == "test" and res.confirmed is None:
-        raise UserError(f"--loss test needs confirmed.csv in {res.path}; " + CONFIRM_HINT.format(dir=res.path))
+        raise UserError(f"--loss test needs confirmed.csv in {res.path}; " + confirm_hint(res.path))
     parts = []
     if loss in ("auto", "val"):
         res.require_full()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .load import CONFIRM_HINT, Results
+from .load import Results, confirm_hint
 from .style import fmt_loss, fmt_params, plt, save, sort_families
 
 
@@ -41,7 +41,7 @@ def saved_models(res: Results) -> list[dict]:
     several files, the one of its best confirmed configuration (lowest test loss) wins."""
     files = sorted((res.path / "models").glob("*.pt"))
     if not files:
-        raise UserError(f"no models/*.pt in {res.path}; " + CONFIRM_HINT.format(dir=res.path)
+        raise UserError(f"no models/*.pt in {res.path}; " + confirm_hint(res.path)
                         + " (it saves each arm's best model)")
     arms = {a.get("name"): a for a in res.run.get("arms") or [] if isinstance(a, dict)}
     rows = res.results.drop_duplicates("arm").set_index("arm")

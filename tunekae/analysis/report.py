@@ -126,7 +126,7 @@ def _optional(name, fn, notes):
 
 def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=None) -> dict:
     res.require_full()
-    notes: list[str] = []
+    notes: list[str] = list(res.notes)
     par = pareto.run(res, out)
     tab = table.run(res, out, select)
     cmp = _optional("compare", lambda: compare.run(res, out, select, alpha), notes) \

@@ -5,6 +5,7 @@ back to each arm's best full-budget search trial on VALIDATION metrics and says 
 from __future__ import annotations
 
 import math
+import shlex
 
 import numpy as np
 import pandas as pd
@@ -74,10 +75,10 @@ def results_table(res: Results, select: str = "val") -> tuple[pd.DataFrame, str]
                  "seconds_per_epoch": r.get("seconds_per_epoch"), "train_seconds": r.get("train_seconds"),
                  **{m: r.get(f"val_{m}") for m in METRICS}, **_ids(r)} for _, r in best.iterrows()]
         heading = ("VALIDATION results of each arm's best full-budget search trial (single runs; no "
-                   f"confirmed.csv, so no test results: run `python -m tunekae confirm {res.path}`)")
+                   f"confirmed.csv, so no test results: run `python -m tunekae confirm {shlex.quote(str(res.path))}`)")
     if not rows:
         raise UserError(f"{res.path / 'confirmed.csv'} holds no configuration with a finite test loss; "
-                        f"re-run `python -m tunekae confirm {res.path}`")
+                        f"re-run `python -m tunekae confirm {shlex.quote(str(res.path))}`")
     table = pd.DataFrame(rows)
     order = {f: i for i, f in enumerate(sort_families(table["family"]))}
     table = table.assign(_f=table["family"].map(order)).sort_values(["budget", "loss", "_f"]).drop(columns="_f")

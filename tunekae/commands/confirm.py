@@ -33,9 +33,9 @@ def run(args) -> int:
         raise UserError("--top, --seeds and --cpus-per-trial must be >= 1")
     if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
         raise UserError("--gpus-per-trial must be >= 0")
-    import pandas as pd
-    results = pd.read_csv(output / "results.csv")
     from ..confirm import pick_top, run_confirm
+    from ..results import read_results, read_run_json
+    results = read_results(output, read_run_json(output))
     if not len(pick_top(results, args.top)):
         raise UserError(f"{output} has no trial that ran the full epoch budget; nothing to confirm")
     confirmed = run_confirm(output, args.top, args.seeds, args.cpus_per_trial, args.address, args.data_dir,

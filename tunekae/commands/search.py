@@ -6,11 +6,10 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from ..cli_support import DATA_DIR_HELP, check_seed, option_defaults
+from ..cli_support import DATA_DIR_HELP, check_seed, check_writable_dir, option_defaults
 from ..errors import UserError
 from ..provenance import provenance
 
@@ -154,28 +153,6 @@ def _check_resume_space(saved: dict, space, contexts) -> None:
                         f"or start a new search with another --output")
 
 
-def _check_budgets_fit(contexts, space, input_dim: int) -> None:
-    """A budget that no arm can be built at would run nothing and report nothing: say so
-    (the usual slip is a bare number meant as a multiple, `4` for `4x`). A budget that only
-    some arms miss is a finding, recorded as their infeasible rows."""
-    from ..budget import reference_mlp_params
-    from ..spaces import nearest_reachable
-    for label in dict.fromkeys(c.budget_label for c in contexts):
-        arms = [c for c in contexts if c.budget_label == label]
-        if not any(c.feasible for c in arms):
-            budget = arms[0].budget
-            # what each arm can reach instead: a space of few shapes (a user's) often just misses
-            off = lambda n: f" ({(n - budget) / budget:+.1%})" if abs(n - budget) < budget else ""  # noqa: E731
-            nearest = "; ".join(f"{c.arm.name} " + " or ".join(
-                f"{n:,}{off(n)}" for n in nearest_reachable(c, input_dim, space.latent_dim, space.tolerance))
-                for c in arms)
-            raise UserError(
-                f"budget {label} = {budget:,} parameters: no arm of {space.name} can be built with that many "
-                f"(within {space.tolerance:.0%}; nearest: {nearest}); budgets are parameter counts (25888, 100k, "
-                f"1.5M) or multiples of the single-layer MLP, which has "
-                f"{reference_mlp_params(input_dim, space.latent_dim):,} parameters here (4x)")
-
-
 def _check_arms_unique(contexts) -> None:
     """Each arm is one Tune experiment and one Optuna study, named by its key: a budget given
     twice (`1x 1x`, or `1x` and `2128` on digits) would run them into each other. (Two arms of
@@ -209,30 +186,19 @@ def _check_tracking(args) -> None:
             raise UserError(f"{flag} needs the {package} package: pip install {package}")
 
 
-def _check_output_dir(output: Path, flag: str = "--output") -> None:
-    """Fail before Ray starts, not after, when the output (or storage) dir cannot be made."""
-    if output.exists() and not output.is_dir():
-        raise UserError(f"{flag} {output} is a file, not a directory")
-    parent = next(p for p in [output, *output.parents] if p.exists())
-    try:   # really creating something: os.access says yes to root even in /proc or a read-only mount
-        tempfile.TemporaryDirectory(dir=parent, prefix=".tunekae-probe-").cleanup()
-    except OSError:
-        raise UserError(f"{flag} {output}: cannot create or write in {parent}") from None
-
-
 def run(args) -> int:
     from ..data import load_dataset
-    from ..space_checks import check_defines
+    from ..space_checks import check_budgets_fit, check_defines
     from ..spaces import arm_contexts, load_space
 
     saved_run: dict = {}   # run.json of the search that --resume continues
     if args.resume:
         if not args.output:
             raise UserError("--resume needs --output DIR of the interrupted search")
-        run_json = Path(args.output) / "run.json"
-        if not run_json.exists():
+        if not (Path(args.output) / "run.json").exists():
             raise UserError(f"{args.output} is not a tunekae search output (no run.json); nothing to resume")
-        saved_run = json.loads(run_json.read_text())
+        from ..results import read_run_json
+        saved_run = read_run_json(Path(args.output), to_resume=True)
         saved = saved_run["options"]
         _check_resume_options(args, saved)
         for k, v in saved.items():   # the interrupted search's options, except where it runs and how loudly
@@ -257,7 +223,7 @@ def run(args) -> int:
         _check_storage_uri(args.storage)
     elif args.storage:
         args.storage = str(Path(args.storage).resolve())   # Tune wants absolute paths
-        _check_output_dir(Path(args.storage), "--storage")
+        check_writable_dir(Path(args.storage), "--storage")
 
     space = load_space(args.space)
     if args.tolerance is not None:
@@ -270,7 +236,7 @@ def run(args) -> int:
     splits = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
     contexts = arm_contexts(space, splits.input_dim, args.budgets)
     _check_arms_unique(contexts)
-    _check_budgets_fit(contexts, space, splits.input_dim)
+    check_budgets_fit(contexts, space, splits.input_dim)
     check_defines(space, contexts, splits.input_dim)
     if args.resume:
         _check_resume_space(saved_run, space, contexts)
@@ -279,13 +245,13 @@ def run(args) -> int:
     output = Path(args.output or f"results/{space.name}-{safe}-{time.strftime('%Y%m%d-%H%M%S')}")
     if not args.resume and (output / "run.json").exists():
         raise UserError(f"{output} already holds a search; use --resume to continue it or choose another --output")
-    _check_output_dir(output)
+    check_writable_dir(output)
     if not args.output and os.environ.get(RAY_JOB_ENV):
         print(f"tunekae: a Ray job without --output writes to {output.resolve()}, inside Ray's temporary copy of "
               f"the job's working dir; give --output a path that outlives the job", file=sys.stderr)
 
-    from ..results import format_summary_line
-    from ..search import SearchOptions, resume_command, run_search, shutdown
+    from ..results import format_summary_line, resume_command
+    from ..search import SearchOptions, run_search, shutdown
     _check_tracking(args)
     opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, address=args.address,

@@ -49,11 +49,12 @@ def describe_space(space, dataset: str | None, data_dir, budgets) -> str:
     """The space as a search would run it: per arm, what it samples (from the same random probes
     that `search` checks it with), and per budget, the depths and shapes each arm can be built at."""
     from ..data import load_dataset
-    from ..space_checks import check_defines
+    from ..space_checks import check_budgets_fit, check_defines
     from ..spaces import arm_contexts, nearest_reachable, shape_label
     dataset = dataset or space.dataset
     input_dim = load_dataset(dataset, data_dir=data_dir).input_dim
     contexts = arm_contexts(space, input_dim, budgets)
+    check_budgets_fit(contexts, space, input_dim)   # what `search` refuses, this refuses alike
     sampled = check_defines(space, contexts, input_dim)
     lines = [f"{space.name}: {space.description}",
              f"  from {space.source}; dataset {dataset} ({input_dim:,} inputs), latent {space.latent_dim}; "
@@ -78,7 +79,7 @@ def describe_space(space, dataset: str | None, data_dir, budgets) -> str:
                                   for d, shapes in sorted(c.feasible.items()))
             else:
                 near = " or ".join(f"{n:,}" for n in nearest_reachable(c, input_dim, space.latent_dim, space.tolerance))
-                fits = f"cannot be built (nearest {near}): its trials are recorded as infeasible"
+                fits = f"cannot be built (nearest {near}): the search records it as one infeasible row"
             lines.append(f"    {c.key:<16} {fits}")
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ import json
 import math
 import sys
 
-from ..cli_support import DATA_DIR_HELP, check_seed, option_defaults
+from ..cli_support import DATA_DIR_HELP, check_seed, check_writable_file, option_defaults
 from ..errors import UserError
 from .model_options import add_model_arguments, comma_ints, model_config_from_args
 
@@ -138,6 +138,8 @@ def run(args) -> int:
 
     if args.epochs is not None and args.epochs < 1:
         raise UserError("--epochs must be >= 1")
+    if args.save:   # before training: a model trained and then not saved is lost
+        check_writable_file(args.save, "--save")
     cfg, train_cfg, splits, match, family = _from_search(args) if args.from_dir or args.trial else _from_flags(args)
     try:
         device = resolve_device(train_cfg.device)

@@ -10,6 +10,6 @@
     cluster.py, ray_address.py, ctrl_c.py   Ray start-up and attach, resources, Ctrl-C
 """
 from .cluster import GPU_SHARE, check_trial_fits, connect, shutdown
-from .runner import SearchOptions, resume_command, run_search
+from .runner import SearchOptions, run_search
 
-__all__ = ["GPU_SHARE", "SearchOptions", "check_trial_fits", "connect", "resume_command", "run_search", "shutdown"]
+__all__ = ["GPU_SHARE", "SearchOptions", "check_trial_fits", "connect", "run_search", "shutdown"]

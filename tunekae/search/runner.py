@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from ..errors import UserError
-from ..results import format_summary_line, infeasible_row, summarize_arm, table, trial_row, write_atomic, write_results
+from ..results import infeasible_row, summarize_arm, table, trial_row, write_atomic, write_results
 from ..spaces import ArmContext, Space, starting_point
 from ..trial import RunSpec
 from .cluster import check_trial_fits, connect, trial_capacity, trial_resources
@@ -267,10 +266,6 @@ def trial_name(trial) -> str:
 
 def trial_dirname(trial) -> str:
     return f"{trial.config[ARM]}-{trial.config[STUDY_TRIAL]}"
-
-
-def resume_command(output: Path) -> str:
-    return f"python -m tunekae search --output {shlex.quote(str(output))} --resume"
 
 
 def write_json(path: Path, obj: dict) -> None:
