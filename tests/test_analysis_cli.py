@@ -400,3 +400,24 @@ def test_analysis_does_not_import_ray():
             "assert not any(m == 'ray' or m.startswith('ray.') for m in sys.modules), 'ray imported'; "
             "assert 'torch' not in sys.modules, 'torch imported eagerly'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_report_says_what_changed_since_a_previous_run(cli, tmp_path):
+    """`report DIR --previous OLD`: each family's confirmed test MSE then and now, and whether each
+    budget's best family changed (a study rerun after a fix to the tool)."""
+    old = make_results_dir(tmp_path / "old", studies=False)
+    new = make_results_dir(tmp_path / "new", studies=False)
+    runs = pd.read_csv(new / "confirmed_runs.csv")
+    runs.loc[runs["arm"] == "kae_b4000", "test_loss"] *= 2.0          # kae, best at 4x before, now worse
+    runs.to_csv(new / "confirmed_runs.csv", index=False)
+    code, _, err = cli("report", new, "--previous", old)
+    assert code == 0, err
+    md = (new / "analysis" / "report.md").read_text()
+    assert "### What changed since the previous run" in md
+    assert "at 1,000 parameters the best family was mlp and is mlp (unchanged)" in md
+    assert "at 4,000 parameters the best family was kae and is mlp (changed)" in md
+    changes = pd.read_csv(new / "analysis" / "changes.csv").set_index(["budget", "family"])
+    assert changes.loc[(4000, "kae"), "ratio"] == pytest.approx(2.0, rel=1e-6)
+    assert changes.loc[(1000, "mlp"), "ratio"] == pytest.approx(1.0)
+    code, _, err = cli("report", new, "--previous", tmp_path / "nowhere")
+    assert code == 2 and len(err.strip().splitlines()) == 1

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
         if name in ("recon", "report"):
             p.add_argument("--data-dir", help="data root for torchvision datasets (default: the search's)")
+        if name == "report":
+            p.add_argument("--previous", metavar="OLD_DIR",
+                           help="an earlier run of the same study (confirmed): say what changed since it")
         if name == "recon":
             p.add_argument("--n", type=int, default=8, help="test images per row (default 8)")
         if name == "importance":
@@ -71,6 +74,9 @@ def dispatch(args) -> dict:
     res = load(args.dir)
     if args.command == "compare":
         res.require_confirmed_runs()         # fail before creating DIR/analysis
+    if getattr(args, "previous", None):
+        res.require_confirmed_runs()
+        load(args.previous).require_confirmed_runs()
     if not 0 < getattr(args, "alpha", 0.05) < 1:
         raise UserError("--alpha must be between 0 and 1")
     if getattr(args, "n", 1) < 1:
@@ -88,7 +94,7 @@ def dispatch(args) -> dict:
     elif c == "importance":
         done = importance.run(res, out, args.full_only)
     else:
-        return report.run(res, out, args.select, args.alpha, args.data_dir)   # its notes are res.notes too
+        return report.run(res, out, args.select, args.alpha, args.data_dir, args.previous)   # res.notes too
     return {**done, "notes": res.notes + done.get("notes", [])}
 
 

@@ -113,6 +113,16 @@ def protocol(res: Results) -> str:
     return "\n".join(lines) + "\n\n" + markdown_table(arm_summary(res).astype(str))
 
 
+def previous_changes(res: Results, out, previous, select: str, alpha: float) -> dict:
+    """The 'what changed' section against an earlier run of the study (analysis/previous.py)."""
+    from .previous import changes
+    if res.confirmed_runs is None:
+        raise UserError("--previous compares confirmed results: run `python -m tunekae confirm` on this search first")
+    changed = changes(res, previous, select, alpha)
+    changed["table"].to_csv(out / "changes.csv", index=False)
+    return changed
+
+
 def _optional(name, fn, notes):
     try:
         return fn()
@@ -124,7 +134,8 @@ def _optional(name, fn, notes):
     return None
 
 
-def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=None) -> dict:
+def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=None, previous=None) -> dict:
+    """report.md and everything it shows; `previous`: an earlier run's dir to say what changed."""
     res.require_full()
     notes: list[str] = list(res.notes)
     par = pareto.run(res, out)
@@ -144,6 +155,9 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
           "## Protocol\n", protocol(res), "## Results\n", tab["markdown"], "Numbers: [table.csv](table.csv).\n"]
     if cmp:
         md += [cmp["markdown"], "Numbers: [compare.csv](compare.csv).\n"]
+    changed = previous_changes(res, out, previous, select, alpha) if previous else None
+    if changed:
+        md += [changed["markdown"], "Numbers: [changes.csv](changes.csv).\n"]
     rcp = _optional("recipe", lambda: recipe.run(res, out), notes)
     if rcp:
         md += [rcp["markdown"], "Numbers: [recipe.csv](recipe.csv).\n"]
@@ -167,6 +181,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
     if notes:
         md += ["## Notes\n"] + [f"- {n}\n" for n in notes]
     files = par["files"] + tab["files"] + (cmp["files"] if cmp else []) + (rcp["files"] if rcp else []) + \
+        (["changes.csv"] if changed else []) + \
         (rec["files"] if rec else []) + \
         (imp["files"] if imp else [])
     (out / "report.md").write_text("\n".join(md))
