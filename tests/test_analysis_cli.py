@@ -421,3 +421,24 @@ def test_report_says_what_changed_since_a_previous_run(cli, tmp_path):
     assert changes.loc[(1000, "mlp"), "ratio"] == pytest.approx(1.0)
     code, _, err = cli("report", new, "--previous", tmp_path / "nowhere")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_axes_draws_loss_against_latent_and_training_size(cli, tmp_path):
+    d = make_results_dir(tmp_path / "run", studies=False)
+    code, _, err = cli("axes", d)
+    assert code == 2 and "crossed no latent sizes or training-set sizes" in err     # a plain search
+    results = pd.read_csv(d / "results.csv")
+    results["latent_dim"] = results["budget"].map({1000: 8, 4000: 32})   # as if the budgets were latents
+    results["train_size"] = results["budget"].map({1000: 500, 4000: 2000})
+    results.to_csv(d / "results.csv", index=False)
+    code, _, err = cli("axes", d)
+    assert code == 0, err
+    table = pd.read_csv(d / "analysis" / "axes.csv")
+    assert sorted(table["latent_dim"]) == [8, 8, 32, 32] and set(table["source"]) == {"test"}
+    confirmed = pd.read_csv(d / "confirmed.csv")
+    best = confirmed.sort_values("test_loss_mean").drop_duplicates("arm").set_index("arm")["test_loss_mean"]
+    assert dict(zip(table["arm"], table["loss"])) == pytest.approx(best.to_dict())
+    for png in ("loss_vs_latent.png", "loss_vs_train_size.png"):
+        assert_png(d / "analysis" / png)
+    code, _, err = cli("report", d)
+    assert code == 0 and "![loss_vs_latent.png](loss_vs_latent.png)" in (d / "analysis" / "report.md").read_text()

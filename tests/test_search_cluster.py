@@ -227,7 +227,10 @@ def test_a_dead_trial_process_is_an_error_row_and_trials_stay_concurrent(tmp_pat
     results = pd.read_csv(out / "results.csv")
     assert results.groupby("arm").size().to_dict() == {"mlp_b2128": 8, "kae_b2128": 8}
     errors = results[results["status"] == "error"]
-    assert len(errors) == 1 and errors["study_trial"].iloc[0] == int(victim_log.stem), errors
+    assert len(errors) == 1, errors
+    # trial processes are reused: the one killed may have moved on from the trial whose log named it
+    error_log = logs / errors["arm"].iloc[0] / f"{errors['study_trial'].iloc[0]}.jsonl"
+    assert json.loads(error_log.read_text().splitlines()[0])["pid"] == victim["pid"], errors
     later, before = [], set()   # (started, last report, process) of the trials started after the kill
     for path in logs.glob("*/*.jsonl"):
         reports = [json.loads(line) for line in path.read_text().splitlines()]
@@ -242,7 +245,8 @@ def test_a_dead_trial_process_is_an_error_row_and_trials_stay_concurrent(tmp_pat
     assert replacement is not None, f"no trial ran in a new process after the kill: {later}"
     assert sum(pid == replacement for _, _, pid in later) >= 2, later
     since = [s for s in later if s[0] >= next(a for a, _, pid in later if pid == replacement)]
-    overlapping = sum(b[0] < a[1] for a, b in zip(since, since[1:]))
+    # a trial that starts while another runs (trials differ in length: compare with all, not the previous one)
+    overlapping = sum(any(o[0] < t[0] < o[1] for o in since if o is not t) for t in since[1:])
     assert len(since) >= 4 and overlapping >= len(since) // 2, since
     shutil.rmtree(out / "ray")
     (out / "results.csv").unlink()

@@ -357,7 +357,8 @@ def test_the_device_warm_up_steps_a_copy_not_the_model():
     model = build_model(small_cfg("linear", "vae"))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    warm_up_device(model, tcfg(), torch.device("cpu"), low_rank_splits().train_x[:64])
+    x = low_rank_splits().train_x[:64]
+    warm_up_device(model, tcfg(), torch.device("cpu"), x, x)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
     assert torch.equal(torch.get_rng_state(), rng)
@@ -375,3 +376,14 @@ def test_cli_train_calls_a_run_at_the_mean_image_collapsed(run_cli):
                              "--lr", "1e-2", "--threads", "1", "--json")
     info = json.loads(out)
     assert code == 0 and info["status"] == "ok" and info["test_loss"] < 0.9 * info["mean_image_mse"]
+
+
+def test_a_denoiser_is_validated_on_noisy_inputs_against_the_clean_ones():
+    from tunekae.models import corrupt
+    from tunekae.train import _VAL_NOISE_SEED
+    splits = low_rank_splits()
+    cfg = small_cfg(noise="gaussian", noise_level=0.6)
+    r = train_model(cfg, splits, tcfg(epochs=3))
+    noisy = corrupt(splits.val_x, "gaussian", 0.6, torch.Generator().manual_seed(_VAL_NOISE_SEED))
+    assert r.val_loss == pytest.approx(reconstruction_loss(r.model, noisy, splits.val_x), rel=1e-6)
+    assert r.val_loss > reconstruction_loss(r.model, splits.val_x) * 1.01   # harder than the clean inputs

@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 from .cli_support import OneLineErrorParser, run_guarded
 
-COMMANDS = ("spaces", "describe", "match", "train", "search", "confirm", "reproduce")
+COMMANDS = ("spaces", "describe", "match", "train", "search", "confirm", "evaluate", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

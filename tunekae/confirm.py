@@ -15,7 +15,7 @@ from .status import FINISHED
 
 PARTIAL_MODELS = "models.partial"   # an unfinished confirm's models
 CONFIRM_SEED_BASE = 10_000   # fresh seeds, disjoint from the search's trial seeds
-SUMMARY = ["test_loss", "mean_image_mse", "psnr", "knn_acc", "linear_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse",
+SUMMARY = ["test_loss", "rmse", "pruned_params", "pruned_test_loss", "mean_image_mse", "psnr", "knn_acc", "linear_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse",
            "label_agreement", "class_sep", "kl", "active_units", "ks_distance", "train_seconds",
            "seconds_per_epoch", "val_loss"]
 
@@ -29,15 +29,19 @@ def pick_top(results: pd.DataFrame, top: int) -> pd.DataFrame:
     return picks
 
 
-def confirm_one(config_json: str, seed: int, splits, threads: int, device: str = "cpu") -> dict:
+def confirm_one(config_json: str, seed: int, splits, threads: int, device: str = "cpu", train_size: int | None = None,
+                search_seed: int = 0) -> dict:
     """Retrain one configuration with one seed on `device` (what this run was given, not what
-    the search's trial had); test metrics + the state dict."""
+    the search's trial had), on the training images its arm had (train_size of the search's
+    seeded subset); test metrics + the state dict."""
     import torch
 
+    from .data import subset_train
     from .metrics import evaluate, run_status
     from .models import ModelConfig, build_model
     from .train import TrainConfig, fit, seed_everything
     torch.set_num_threads(max(1, threads))
+    splits = subset_train(splits, train_size, search_seed)
     cfg = json.loads(config_json)
     model_cfg = ModelConfig.from_dict({**cfg["model"], "seed": seed})
     train_cfg = TrainConfig(**{**cfg["train"], "seed": seed, "threads": threads, "device": device})
@@ -49,13 +53,17 @@ def confirm_one(config_json: str, seed: int, splits, threads: int, device: str =
     if result.status == "ok":
         row.update(evaluate(model, splits, split="test", seed=seed))
         row["status"], row["mean_image_mse"] = run_status("ok", row["test_loss"], splits, "test")
+        if train_cfg.prune:
+            from .pruning import pruned_metrics
+            row.update(pruned_metrics(model, splits, "test"))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"row": row, "model": {"model_config": model_cfg.to_dict(), "state_dict": state}}
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     keys = ["arm", "family", "budget", "budget_label", "trial_id", "rank"]
-    hp = [c for c in runs if c.startswith("hp_")] + [c for c in ("params", "flops", "hidden", "depth") if c in runs]
+    hp = [c for c in runs if c.startswith("hp_")] + [c for c in ("params", "flops", "hidden", "depth", "latent_dim",
+                                                                 "train_size") if c in runs]
     out = []
     for key, group in runs.groupby(keys, sort=False):
         # a collapsed seed is that configuration's real outcome: in the mean, and counted
@@ -100,6 +108,7 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
     from .data import load_dataset
     from .search import GPU_SHARE, check_trial_fits, connect
     from .results import read_results, read_run_json
+    from .search_trial import trial_train_size
     meta = read_run_json(output)
     results = read_results(output, meta)
     picks = pick_top(results, top)
@@ -119,7 +128,8 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
     for _, pick in picks.iterrows():
         for s in range(seeds):
             jobs.append((pick, CONFIRM_SEED_BASE + s,
-                         task.remote(pick["config_json"], CONFIRM_SEED_BASE + s, splits_ref, cpus_per_trial, device)))
+                         task.remote(pick["config_json"], CONFIRM_SEED_BASE + s, splits_ref, cpus_per_trial, device,
+                                     trial_train_size(pick), int(meta.get("seed", 0)))))
     rows = []
     # The models land in models.partial/ and replace models/ only once every run is in, with the
     # tables: an interrupted confirm leaves the last finished one whole (and says so, see
@@ -130,8 +140,8 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
     import torch
     for pick, seed, ref in jobs:
         done = ray.get(ref)
-        base = {k: pick[k] for k in ("arm", "family", "budget", "budget_label", "trial_id", "rank", "params",
-                                     "flops", "hidden", "depth") if k in pick}
+        base = {k: pick[k] for k in ("arm", "family", "budget", "budget_label", "latent_dim", "train_size", "trial_id",
+                                     "rank", "params", "flops", "hidden", "depth") if k in pick}
         base.update({k: pick[k] for k in pick.index if k.startswith("hp_")})
         rows.append({**base, **done["row"]})
         if seed == CONFIRM_SEED_BASE:   # one model per configuration, for reconstructions
@@ -142,4 +152,8 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
     partial.rename(output / "models")
     write_atomic(output / "confirmed_runs.csv", lambda tmp: runs.to_csv(tmp, index=False))
     write_atomic(output / "confirmed.csv", lambda tmp: confirmed.to_csv(tmp, index=False))
+    # the default robustness sweep of the saved models (`python -m tunekae evaluate DIR` for others)
+    from .robustness import parse_noise, sweep_dir
+    robust = sweep_dir(output, parse_noise(None), data_dir)
+    write_atomic(output / "robustness.csv", lambda tmp: robust.to_csv(tmp, index=False))
     return confirmed

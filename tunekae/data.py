@@ -61,10 +61,27 @@ class Splits:
     test_y: torch.Tensor
     image_shape: tuple[int, ...] | None   # (H, W) or (C, H, W); None for point data (moons)
     n_classes: int
+    # regression (function:NAME): float targets (N, outputs); None: the target is the input itself
+    train_t: torch.Tensor | None = None
+    val_t: torch.Tensor | None = None
+    test_t: torch.Tensor | None = None
 
     @property
     def input_dim(self) -> int:
         return int(self.train_x.shape[1])
+
+    @property
+    def regression(self) -> bool:
+        return self.train_t is not None
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.train_t.shape[1]) if self.regression else self.input_dim
+
+    def target(self, split: str) -> torch.Tensor:
+        """What a model should output for `split`'s inputs: its targets, or the inputs themselves."""
+        t = getattr(self, f"{split}_t")
+        return t if t is not None else self.xy(split)[0]
 
     def xy(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y) of 'train', 'val' or 'test'."""
@@ -279,6 +296,10 @@ def describe_datasets() -> str:
     for d in DATASETS.values():
         opts = ", ".join(f"{k}={v}" for k, v in d.options.items())
         lines.append(f"  {d.name:<14} {d.description}" + (f"; options: {opts}" if opts else ""))
+    from .functions import OPTIONS, describe_formulas
+    options = ",".join(f"{k}={v}" for k, v in OPTIONS.items())
+    lines.append(f"  function:NAME  function fitting (regression), pykan's create_dataset; options: "
+                 f"function:NAME,{options}\n{describe_formulas()}")
     return "\n".join(lines)
 
 
@@ -404,7 +425,11 @@ def _carve_val(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarra
 def load_dataset(name: str, *, data_dir=None, seed: int = 0, val_fraction: float = 0.1, **options) -> Splits:
     """Splits of the named dataset (see DATASETS / describe_datasets()); options as keywords or
     in the name ('cifar10:rgb=true'). Raises UserError for unknown names or options and
-    DatasetUnavailable when the files are absent and cannot be downloaded."""
+    DatasetUnavailable when the files are absent and cannot be downloaded. `function:NAME` is a
+    function-fitting dataset (tunekae/functions.py): drawn, not read, and fixed by its own seed."""
+    if name.strip().lower().startswith("function:"):
+        from .functions import load_function
+        return load_function(name.strip()[len("function:"):])
     key_name, name_opts = parse_name(name)
     spec = DATASETS.get(key_name)
     if spec is None:
@@ -472,3 +497,15 @@ def _make_splits(name: str, raw: Raw, seed: int, val_fraction: float) -> Splits:
 
     return Splits(name, x(raw.train_x[tr]), y(raw.train_y[tr]), x(raw.train_x[va]), y(raw.train_y[va]),
                   x(raw.test_x), y(raw.test_y), raw.image_shape, raw.n_classes)
+
+
+def subset_train(splits: Splits, n: int | None, seed: int) -> Splits:
+    """The splits with n of the training images (None: all), drawn with `seed`: the first n of
+    one seeded permutation, so a smaller training set is part of every larger one (learning
+    curves compare like with like). Validation and test are untouched."""
+    if n is None or n >= len(splits.train_x):
+        return splits
+    keep = torch.randperm(len(splits.train_x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    parts = {f"train_{k}": getattr(splits, f"train_{k}")[keep] for k in ("x", "y", "t")
+             if getattr(splits, f"train_{k}") is not None}
+    return replace(splits, **parts)

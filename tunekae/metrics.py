@@ -10,9 +10,11 @@
     recall_at_5       overlap of the 5 nearest neighbours in pixel space and in latent space
     denoise_sp_mse    reconstruct a salt-and-pepper corrupted input (rate 0.1), MSE vs the CLEAN x
     denoise_gauss_mse reconstruct x + N(0, 0.1^2) clipped to [0, 1], MSE vs the CLEAN x
+    denoise_own_mse   a denoising AE only: the same at the corruption it was trained with
     label_agreement   a fixed pixel classifier gives the reconstruction the original's label
     class_sep         mean distance between class centroids / mean distance to own centroid
     kl, active_units, ks_distance   VAE family only (models with a posterior)
+    rmse              regression (function:NAME) only, with {split}_loss: sqrt of the MSE, as pykan reports
     mean_image_mse    the baseline: MSE of predicting the training set's mean image for every x
 
 A run whose loss stays within COLLAPSE_MARGIN of the mean-image baseline (or above it) learned
@@ -80,7 +82,7 @@ def mean_image_mse(train_x, x) -> float:
 def run_status(status: str, loss: float, splits, split: str) -> tuple[str, float]:
     """(status, the mean-image baseline on `split`): `collapsed` for an ok run whose loss on
     `split` is within COLLAPSE_MARGIN of the baseline or above it; any other status as it is."""
-    baseline = mean_image_mse(splits.train_x, splits.xy(split)[0])
+    baseline = mean_image_mse(splits.target("train"), splits.target(split))
     if status == "ok" and loss >= (1 - COLLAPSE_MARGIN) * baseline:
         return "collapsed", baseline
     return status, baseline
@@ -245,6 +247,9 @@ def evaluate(model, splits, split: str = "test", seed: int = 0, max_train: int =
 
 def _evaluate(model, splits, x, y, split, seed, max_train, device) -> dict[str, float]:
     nan = math.nan
+    if getattr(splits, "regression", False):   # function fitting: the fit is all there is to score
+        loss = mse(batched(model.reconstruct, x, device), splits.target(split).cpu())
+        return {f"{split}_loss": loss, "rmse": math.sqrt(loss) if math.isfinite(loss) else nan}
     recon = batched(model.reconstruct, x, device)
     codes = batched(model.encode, x, device)
     tr = subsample(len(splits.train_x), max_train, seed)
@@ -259,6 +264,9 @@ def _evaluate(model, splits, x, y, split, seed, max_train, device) -> dict[str, 
     out["recall_at_5"] = recall_at_k(x, codes, y, k=5, seed=seed) if latent_ok else nan
     out["denoise_sp_mse"] = denoise_mse(model, x, "salt_pepper", NOISE_LEVEL, seed)
     out["denoise_gauss_mse"] = denoise_mse(model, x, "gaussian", NOISE_LEVEL, seed + 1)
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and cfg.noise != "none" and cfg.noise_level > 0:   # a denoiser, at its own noise
+        out["denoise_own_mse"] = denoise_mse(model, x, cfg.noise, cfg.noise_level, seed + 2)
     if recon_ok:
         out["label_agreement"] = label_agreement(pixel_classifier(splits.train_x, splits.train_y, max_train), x, recon)
     else:

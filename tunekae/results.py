@@ -87,7 +87,8 @@ def read_results(path: Path, run: dict) -> pd.DataFrame:
 
 
 # Columns every row has, in this order; hyperparameters (hp_*) and metrics follow.
-CORE = ["space", "dataset", "arm", "family", "layer", "variant", "budget", "budget_label", "trial_id",
+CORE = ["space", "dataset", "arm", "family", "layer", "variant", "budget", "budget_label", "latent_dim", "train_size",
+        "trial_id",
         "study_trial", "status", "stopped_early", "epochs_completed", "epochs_budget", "depth", "hidden", "params", "flops",
         "val_loss", "train_loss", "train_seconds", "seconds_per_epoch", "peak_mem_mb"]
 NOT_HP = {"depth", "study_trial", "arm"}   # config keys that are not hyperparameters
@@ -95,10 +96,12 @@ NOT_HP = {"depth", "study_trial", "arm"}   # config keys that are not hyperparam
 NOT_METRICS = {"arm", "family", "budget", "epoch", "pid", "started", "reported", "traceback"}
 
 
-def trial_row(ctx, space_name: str, epochs: int, number: int, config: dict, result: dict) -> dict:
-    """One results.csv row: the trial's arm, its final report's metrics and its hyperparameters."""
+def trial_row(ctx, space_name: str, epochs: int, number: int, config: dict, result: dict, full_size: int) -> dict:
+    """One results.csv row: the trial's arm, its final report's metrics and its hyperparameters.
+    full_size: the training split's size (what an arm without a train_size trains on)."""
     row = {"space": space_name, "dataset": None, "arm": ctx.key, "family": ctx.arm.name, "layer": ctx.arm.family,
            "variant": ctx.arm.variant, "budget": ctx.budget, "budget_label": ctx.budget_label,
+           "latent_dim": ctx.latent_dim, "train_size": ctx.train_size or full_size,
            "trial_id": result.get("trial_id") or "", "study_trial": number, "epochs_budget": epochs}
     for k, v in result.items():
         if k not in NOT_METRICS and k not in row and (isinstance(v, (int, float, str, bool)) or v is None):
@@ -112,10 +115,11 @@ def trial_row(ctx, space_name: str, epochs: int, number: int, config: dict, resu
     return row
 
 
-def infeasible_row(ctx, space_name: str, epochs: int) -> dict:
+def infeasible_row(ctx, space_name: str, epochs: int, full_size: int) -> dict:
     """The one row of an arm that no depth or shape can build at its budget."""
     return {"space": space_name, "arm": ctx.key, "family": ctx.arm.name, "layer": ctx.arm.family,
-            "variant": ctx.arm.variant, "budget": ctx.budget, "budget_label": ctx.budget_label, "trial_id": "",
+            "variant": ctx.arm.variant, "budget": ctx.budget, "budget_label": ctx.budget_label,
+            "latent_dim": ctx.latent_dim, "train_size": ctx.train_size or full_size, "trial_id": "",
             "status": "infeasible", "stopped_early": False, "epochs_completed": 0, "epochs_budget": epochs,
             "error": "no depth/shape of this arm fits the budget"}
 

@@ -48,3 +48,10 @@ def describe(row: pd.Series, output: Path) -> str:
     return (f"trial {row['trial_id']} ({row['arm']}:{int(row['study_trial'])}) of {output}: the search's val_loss "
             f"{row['val_loss']:.6f} after {int(row['epochs_completed'])} of {int(row['epochs_budget'])} epochs"
             f"{stopped}, status {row['status']}")
+
+
+def trial_train_size(row: pd.Series) -> int | None:
+    """How many training images the trial trained on (None: all of them, or a search from
+    before training-set sizes were recorded)."""
+    n = row.get("train_size")
+    return int(n) if n is not None and n == n else None

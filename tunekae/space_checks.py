@@ -59,6 +59,9 @@ def _check_arm(arm: Arm, where: str) -> None:
     except (pickle.PicklingError, AttributeError, TypeError):
         raise UserError(f"{at}: define must be a function defined at the top level of the module (OptunaSearch "
                         f"saves it by name for --resume), not a lambda or a nested function") from None
+    if arm.hidden is not None and (not isinstance(arm.hidden, tuple) or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in arm.hidden)):
+        raise UserError(f"{at}: hidden must be a tuple of fixed widths >= 1, such as (5,), or None; got {arm.hidden!r}")
     if not arm.depths or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in arm.depths):
         raise UserError(f"{at}: depths must be hidden-layer counts >= 0, such as (0, 1, 2); got {arm.depths!r}")
     for what, options in [("fixed", arm.fixed)] + [("a shape", s) for s in arm.shapes]:
@@ -109,7 +112,8 @@ def check_defines(space: Space, contexts: list[ArmContext], input_dim: int,
             problems = misnamed_params(names)
             if problems:
                 raise UserError(f"{where}: arm {ctx.arm.name!r}: define(trial, ctx) samples " + "; ".join(problems))
-            run = RunSpec(input_dim=input_dim, latent_dim=space.latent_dim, epochs=1, tolerance=space.tolerance)
+            run = RunSpec(input_dim=input_dim, latent_dim=space.latent_dim, epochs=1, tolerance=space.tolerance,
+                          output_dim=ctx.output_dim)
             for params in sampled:
                 try:   # values only: whether widths fit the budget is the trial's finding
                     unsolved_configs(params, ctx.spec(), run, seed=0)
@@ -153,17 +157,40 @@ def check_budgets_fit(contexts, space, input_dim: int) -> None:
     some arms miss is a finding, recorded as their infeasible rows."""
     from .budget import reference_mlp_params
     from .spaces import nearest_reachable
-    for label in dict.fromkeys(c.budget_label for c in contexts):
-        arms = [c for c in contexts if c.budget_label == label]
+    for label, latent in dict.fromkeys((c.budget_label, c.latent_dim) for c in contexts):
+        arms = [c for c in contexts if (c.budget_label, c.latent_dim) == (label, latent)]
         if not any(c.feasible for c in arms):
             budget = arms[0].budget
             # what each arm can reach instead: a space of few shapes (a user's) often just misses
             off = lambda n: f" ({(n - budget) / budget:+.1%})" if abs(n - budget) < budget else ""  # noqa: E731
             nearest = "; ".join(f"{c.arm.name} " + " or ".join(
-                f"{n:,}{off(n)}" for n in nearest_reachable(c, input_dim, space.latent_dim, space.tolerance))
+                f"{n:,}{off(n)}" for n in nearest_reachable(c, input_dim, space.tolerance))
                 for c in arms)
             raise UserError(
                 f"budget {label} = {budget:,} parameters: no arm of {space.name} can be built with that many "
                 f"(within {space.tolerance:.0%}; nearest: {nearest}); budgets are parameter counts (25888, 100k, "
                 f"1.5M) or multiples of the single-layer MLP, which has "
-                f"{reference_mlp_params(input_dim, space.latent_dim):,} parameters here (4x)")
+                f"{reference_mlp_params(input_dim, latent):,} parameters here (4x)")
+
+
+def check_task(space: Space, splits, dataset: str) -> None:
+    """Regressor arms fit a function dataset's targets; autoencoder arms reconstruct their input:
+    each needs its kind of dataset."""
+    for arm in space.arms:
+        if (arm.variant == "regressor") != splits.regression:
+            need = "a function dataset (function:NAME)" if arm.variant == "regressor" else "a dataset of inputs to reconstruct"
+            raise UserError(f"{_where(space)}: arm {arm.name!r} is {'a regressor' if arm.variant == 'regressor' else 'an autoencoder'} "
+                            f"and needs {need}; {dataset} is {'a function' if splits.regression else 'not a function'}: "
+                            f"give another --dataset")
+
+
+def check_axes(contexts, splits, dataset: str) -> None:
+    """A code wider than its input compresses nothing, and a training set cannot be larger than
+    the training split: each says so."""
+    for c in contexts:
+        if c.arm.variant != "regressor" and c.latent_dim > splits.input_dim:
+            raise UserError(f"latent size {c.latent_dim} is larger than the {splits.input_dim} inputs of {dataset}: an "
+                            f"autoencoder's code cannot be wider than what it codes; give smaller --latents")
+        if c.train_size is not None and c.train_size > len(splits.train_x):
+            raise UserError(f"training-set size {c.train_size:,} is more than the {len(splits.train_x):,} training "
+                            f"images of {dataset} (after its validation split); give smaller --train-sizes or 'full'")

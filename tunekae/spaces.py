@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .budget import InfeasibleBudget, feasible_shapes, parse_budget, solve_widths
+from .budget import InfeasibleBudget, config_params, feasible_shapes, parse_budget, solve_widths
 from .errors import UserError
 from .models import ModelConfig
 
@@ -36,6 +36,9 @@ class Arm:
     depths: tuple[int, ...] = (0, 1, 2)
     start: dict | None = None                   # a starting point: recipe values + preferred shape
     fixed: dict = field(default_factory=dict)   # model options fixed for this arm
+    # Fixed hidden widths instead of a budget (a hyperparameter study such as pykan's demo, KAN
+    # [2,5,1]): every shape trains at these widths, and the parameter count follows the shape.
+    hidden: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -46,6 +49,10 @@ class Space:
     dataset: str = "digits"                     # embedded: every space runs offline by default
     latent_dim: int = 16                        # the KAE paper's
     budgets: list = field(default_factory=lambda: ["4x", "16x"])
+    # More axes than the budget: every combination of budget, latent size and training-set size is
+    # an arm of its own, with the same effort (None: the latent_dim above; the whole training split)
+    latents: list[int] | None = None
+    train_sizes: list | None = None             # numbers of training images, or "full"
     samples_per_arm: int = 12
     epochs: int = 30
     # ASHA: Ray's own defaults (a first rung after 1 epoch, the best quarter goes on). With a
@@ -54,6 +61,7 @@ class Space:
     # early stopping (benchmarks/search_overhead.py, digits).
     grace_period: int = 1
     reduction_factor: int = 4
+    asha: bool = True                           # False: every trial runs every epoch (a demo to reproduce)
     tolerance: float = 0.02
     source: str = ""                            # the module or file it came from
     source_sha256: str = ""                     # of that file: --resume refuses an edited space
@@ -66,21 +74,31 @@ class ArmContext:
     budget: int
     budget_label: str
     feasible: dict[int, list[dict]]             # depth -> feasible shape options
+    output_dim: int = 1                         # a regressor's outputs (the dataset's targets)
+    latent_dim: int = 16
+    train_size: int | None = None               # training images it trains on (None: all)
+    default_latent: int = 16                    # the space's latent_dim: other latents show in the key
 
     @property
     def key(self) -> str:
-        return f"{self.arm.name}_b{self.budget}"
+        if self.arm.hidden is not None:
+            key = f"{self.arm.name}_w{'-'.join(map(str, self.arm.hidden))}"
+        else:
+            key = f"{self.arm.name}_b{self.budget}"
+        key += f"_z{self.latent_dim}" if self.latent_dim != self.default_latent else ""
+        return key + (f"_n{self.train_size}" if self.train_size is not None else "")
 
     def spec(self):
         """What this arm's trials are told about it (tunekae.trial.ArmSpec)."""
         from .trial import ArmSpec
-        return ArmSpec(self.key, self.arm.name, self.arm.family, self.arm.variant, self.budget, dict(self.arm.fixed))
+        return ArmSpec(self.key, self.arm.name, self.arm.family, self.arm.variant, self.budget, dict(self.arm.fixed),
+                       self.arm.hidden, self.latent_dim, self.train_size)
 
     def to_dict(self) -> dict:
         return {"name": self.key, "family": self.arm.name, "layer": self.arm.family,
                 "variant": self.arm.variant, "budget": self.budget, "budget_label": self.budget_label,
                 "fixed": self.arm.fixed, "feasible": {str(d): s for d, s in self.feasible.items()},
-                "start": self.arm.start}
+                "start": self.arm.start, "latent_dim": self.latent_dim, "train_size": self.train_size}
 
 
 def shape_label(shape: dict) -> str:
@@ -123,23 +141,52 @@ def suggest_training(trial, optimizers=("adam", "adamw"), lr=(1e-5, 1e-2), batch
 
 # ---- contexts, starting points, loading ---------------------------------------------------
 
-def arm_contexts(space: Space, input_dim: int, budgets: list | None = None) -> list[ArmContext]:
+def arm_contexts(space: Space, input_dim: int, budgets: list | None = None, output_dim: int = 1,
+                 latents: list | None = None, train_sizes: list | None = None) -> list[ArmContext]:
+    """Every arm at every budget, latent size and training-set size (budgets, latents and
+    train_sizes: the command's, else the space's). A budget relative to the single-layer MLP
+    ('4x') is relative to the one of its latent size."""
     contexts = []
-    for label in budgets or space.budgets:
-        budget = parse_budget(label, input_dim, space.latent_dim)
-        for arm in space.arms:
-            base = ModelConfig(family=arm.family, input_dim=input_dim, latent_dim=space.latent_dim,
-                               variant=arm.variant, **arm.fixed)
-            feasible = {d: ok for d in arm.depths
-                        if (ok := feasible_shapes(base, budget, d, arm.shapes, space.tolerance))}
-            contexts.append(ArmContext(arm, budget, str(label), feasible))
+    sizes = [parse_train_size(s) for s in (train_sizes or space.train_sizes or ["full"])]
+    for latent in latents or space.latents or [space.latent_dim]:
+        for size in sizes:
+            extra = {"latent_dim": latent, "train_size": size, "default_latent": space.latent_dim}
+            for arm in (a for a in space.arms if a.hidden is not None):   # no budget: one context each
+                base = ModelConfig(family=arm.family, input_dim=input_dim, latent_dim=latent,
+                                   output_dim=output_dim, variant=arm.variant, hidden=arm.hidden, **arm.fixed)
+                wanted = {k: v for k, v in (arm.start or {}).items() if k in ("order", "grid")}
+                shape = next((s for s in arm.shapes if all(s.get(k) == v for k, v in wanted.items())), arm.shapes[0])
+                nominal = config_params(base.replace(**shape))   # its count at the start's shape: a label only
+                contexts.append(ArmContext(arm, nominal, "fixed", {len(arm.hidden): list(arm.shapes)}, output_dim,
+                                           **extra))
+            for label in budgets or space.budgets:
+                budget = parse_budget(label, input_dim, latent)
+                for arm in (a for a in space.arms if a.hidden is None):
+                    base = ModelConfig(family=arm.family, input_dim=input_dim, latent_dim=latent,
+                                       output_dim=output_dim, variant=arm.variant, **arm.fixed)
+                    feasible = {d: ok for d in arm.depths
+                                if (ok := feasible_shapes(base, budget, d, arm.shapes, space.tolerance))}
+                    contexts.append(ArmContext(arm, budget, str(label), feasible, output_dim, **extra))
     return contexts
 
 
-def nearest_reachable(ctx: ArmContext, input_dim: int, latent_dim: int, tolerance: float) -> list[int]:
+def parse_train_size(size) -> int | None:
+    """'full' -> None (every training image); a whole number >= 1 as it is."""
+    if str(size).strip().lower() == "full":
+        return None
+    try:
+        n = int(str(size).strip())
+    except ValueError:
+        raise UserError(f"a training-set size is a whole number of images or 'full'; got {size!r}") from None
+    if n < 1:
+        raise UserError(f"a training-set size must be >= 1; got {n}")
+    return n
+
+
+def nearest_reachable(ctx: ArmContext, input_dim: int, tolerance: float) -> list[int]:
     """For an arm that cannot be built at its budget: the reachable counts closest to the budget
     over every depth and shape option it has, at most one below and one above."""
-    base = ModelConfig(family=ctx.arm.family, input_dim=input_dim, latent_dim=latent_dim,
+    base = ModelConfig(family=ctx.arm.family, input_dim=input_dim, latent_dim=ctx.latent_dim, output_dim=ctx.output_dim,
                        variant=ctx.arm.variant, **ctx.arm.fixed)
     counts = set()
     for depth in ctx.arm.depths:

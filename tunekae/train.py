@@ -31,6 +31,7 @@ DIVERGED_LOSS = 1e6          # reported instead of NaN/inf: large, finite, sorta
 OPTIMIZERS = ("adam", "adamw", "sgd", "lbfgs")
 GRID_SAMPLE = 2048           # training inputs a KAN grid update sees
 _RNG_OFFSET = 0x5EED         # the global RNG (dropout, VAE noise) draws from seed + this
+_VAL_NOISE_SEED = 0xDE405E   # a denoiser's validation corruption: the same for every trial and seed
 
 
 @dataclass
@@ -47,7 +48,9 @@ class TrainConfig:
     device: str = "auto"         # auto: cuda when available, else cpu
     threads: int | None = None   # torch CPU threads; None: every CPU available to the process
     compile: bool = False        # torch.compile the forward + loss (falls back to eager on failure)
-    grid_update_epochs: int = 0  # kan: update grids from data at the start of the first N epochs
+    grid_update_epochs: int = 0  # kan: update grids from data at the start of the first N epochs ...
+    grid_update_every: int = 1   # ... every this many epochs (pykan's fit: 50 and 5, i.e. 10 updates)
+    prune: bool = False          # after training, also score a pruned copy (pykan's prune; tunekae.pruning)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -55,7 +58,7 @@ class TrainConfig:
         for name in ("lr", "weight_decay", "momentum", "grad_clip"):   # a space may sample anything
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), (int, float)):
                 raise ValueError(f"{name} must be a number; got {getattr(self, name)!r}")
-        for name in ("batch_size", "epochs", "grid_update_epochs"):
+        for name in ("batch_size", "epochs", "grid_update_epochs", "grid_update_every"):
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
                 raise ValueError(f"{name} must be a whole number; got {getattr(self, name)!r}")
         checks = [(self.lr > 0, "lr must be > 0"), (self.weight_decay >= 0, "weight_decay must be >= 0"),
@@ -63,7 +66,8 @@ class TrainConfig:
                   (self.batch_size >= 0, "batch_size must be >= 0 (0: full batch)"),
                   (self.epochs >= 1, "epochs must be >= 1"), (self.grad_clip >= 0, "grad_clip must be >= 0"),
                   (self.threads is None or self.threads >= 1, "threads must be >= 1"),
-                  (self.grid_update_epochs >= 0, "grid_update_epochs must be >= 0")]
+                  (self.grid_update_epochs >= 0, "grid_update_epochs must be >= 0"),
+                  (self.grid_update_every >= 1, "grid_update_every must be >= 1")]
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -224,27 +228,34 @@ def update_kan_grids(model: torch.nn.Module, x: torch.Tensor) -> bool:
 
 
 @torch.no_grad()
-def _squared_error_sum(model: torch.nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Sum of squared reconstruction errors over x (float64 tensor on the model's device, no sync)."""
+def _squared_error_sum(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor | None,
+                       batch_size: int) -> torch.Tensor:
+    """Sum of squared errors of model.reconstruct over x against target (x itself when None), as
+    a float64 tensor on the model's device (no sync)."""
     device = next(model.parameters()).device
     total = torch.zeros((), dtype=torch.float64, device=device)
     for i in range(0, len(x), batch_size):
         chunk = x[i:i + batch_size].to(device, non_blocking=True)
-        total += (model.reconstruct(chunk) - chunk).pow(2).sum(dtype=torch.float64)
+        want = chunk if target is None else target[i:i + batch_size].to(device, non_blocking=True)
+        total += (model.reconstruct(chunk) - want).pow(2).sum(dtype=torch.float64)
     return total
 
 
-def reconstruction_loss(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 4096) -> float:
-    """Mean per-pixel MSE of model.reconstruct(x) vs x, in eval mode, chunked."""
+def reconstruction_loss(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor | None = None,
+                        batch_size: int = 4096) -> float:
+    """Mean per-value MSE of model.reconstruct(x) vs target (the input itself for an autoencoder:
+    per pixel), in eval mode, chunked."""
     was_training = model.training
     model.eval()
     try:
-        return float(_squared_error_sum(model, x, batch_size)) / max(x.numel(), 1)
+        want = x if target is None else target
+        return float(_squared_error_sum(model, x, target, batch_size)) / max(want.numel(), 1)
     finally:
         model.train(was_training)
 
 
-def warm_up_device(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, x: torch.Tensor) -> None:
+def warm_up_device(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, x: torch.Tensor,
+                   target: torch.Tensor) -> None:
     """One untimed training step and validation pass of a throwaway copy of the model on a batch
     `x`, before the first epoch's clock starts. A process's first step on a device pays one-off
     costs: on CUDA the cuBLAS handle and workspace and the lazily loaded kernels (0.44 s against
@@ -256,12 +267,12 @@ def warm_up_device(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         try:
             twin = copy.deepcopy(model)
-            terms = twin.loss_terms(x, twin(x))
+            terms = twin.loss_terms(target, twin(x))
             terms["loss"].backward()
             if cfg.optimizer != "lbfgs":           # a line search's steps are the same kernels
                 make_optimizer(twin, cfg, device).step()
             torch.randperm(len(x), generator=torch.Generator(device=device), device=device)
-            reconstruction_loss(twin, x)
+            reconstruction_loss(twin, x, target)
         except RuntimeError:
             pass
     if device.type == "cuda":
@@ -295,9 +306,14 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should
     model.train()
     train_x = splits.train_x.to(device=device, dtype=torch.float32).contiguous()
     val_x = splits.val_x.to(device=device, dtype=torch.float32)
+    # regression (function fitting): targets beside the inputs; an autoencoder's target is its input
+    regression = getattr(splits, "train_t", None) is not None
+    train_t = splits.train_t.to(device=device, dtype=torch.float32).contiguous() if regression else None
+    val_t = splits.val_t.to(device=device, dtype=torch.float32) if regression else None
     n = len(train_x)
     batch_size = n if cfg.batch_size <= 0 else min(cfg.batch_size, n)
-    warm_up_device(model, cfg, device, train_x[:min(batch_size, 256)])
+    first = slice(0, min(batch_size, 256))
+    warm_up_device(model, cfg, device, train_x[first], train_t[first] if regression else train_x[first])
     reset_peak_memory(device)      # after the warm-up's copy is gone; the model and data still count
     steps_per_epoch = math.ceil(n / batch_size)
 
@@ -306,6 +322,10 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should
     mcfg: ModelConfig | None = getattr(model, "cfg", None)
     noise, noise_level = (mcfg.noise, mcfg.noise_level) if mcfg is not None else ("none", 0.0)
     denoising = noise != "none" and noise_level > 0
+    # a denoiser is validated as it is trained, on corrupted inputs against the clean ones; the
+    # corruption is drawn once (its own seed), so that every epoch's val_loss meets the same noise
+    val_in = val_x if not denoising else corrupt(val_x, noise, noise_level,
+                                                 torch.Generator(device=device).manual_seed(_VAL_NOISE_SEED))
 
     optimizer = make_optimizer(model, cfg, device)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * steps_per_epoch)
@@ -322,7 +342,7 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should
             names.extend(terms)
         return torch.stack([torch.as_tensor(terms[k], device=device).detach() for k in names])
 
-    def step(x_in: torch.Tensor, x_clean: torch.Tensor) -> torch.Tensor:
+    def step(x_in: torch.Tensor, x_clean: torch.Tensor) -> torch.Tensor:   # x_clean: what to output
         """One optimizer step; returns the detached terms (before the update)."""
         if not lbfgs:
             terms = objective(x_in, x_clean)
@@ -354,7 +374,7 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should
     for epoch in range(1, cfg.epochs + 1):
         start = time.perf_counter()
         diverged = False
-        if epoch <= cfg.grid_update_epochs and kan_layers:
+        if epoch <= cfg.grid_update_epochs and (epoch - 1) % cfg.grid_update_every == 0 and kan_layers:
             sample = train_x[torch.randperm(n, generator=generator, device=device)[:GRID_SAMPLE]]
             diverged = not update_kan_grids(model, sample)
         sums = None
@@ -368,8 +388,9 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should
                     # matmul; measured faster than x[idx] and than a permuted copy per epoch
                     # (benchmarks/train_throughput.py --ablations)
                     x = train_x.index_select(0, order[i:i + batch_size])
+                    target = train_t.index_select(0, order[i:i + batch_size]) if regression else x
                     x_in = corrupt(x, noise, noise_level, generator) if denoising else x
-                    stacked = step(x_in, x)
+                    stacked = step(x_in, target)
                     sums = torch.zeros_like(stacked, dtype=torch.float64) if sums is None else sums
                     sums.add_(stacked, alpha=len(x))   # on the device: no sync per batch
                     if scheduler is not None:
@@ -391,7 +412,7 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should
 
         terms = dict(zip(names, means))
         diverged = diverged or not means or not all(math.isfinite(v) for v in means)
-        val_loss = DIVERGED_LOSS if diverged else reconstruction_loss(model, val_x)
+        val_loss = DIVERGED_LOSS if diverged else reconstruction_loss(model, val_in, val_x if val_t is None else val_t)
         diverged = diverged or not math.isfinite(val_loss)
         if diverged:   # large finite numbers, never NaN: schedulers and samplers can rank them
             status, val_loss = "diverged", DIVERGED_LOSS

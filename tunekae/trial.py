@@ -13,13 +13,14 @@ import traceback
 from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Iterator
 
-from .budget import InfeasibleBudget, count_flops, solve_widths
+from .budget import InfeasibleBudget, Match, config_params, count_flops, solve_widths
 from .models import ModelConfig, build_model
 from .status import FINISHED
 
 # Options the search sets for every arm alike, or solves: a space that sampled one would either
 # be overridden without a word or make its arm unlike the others.
 RESERVED = {"family": "the arm's layer family", "variant": "the arm's variant", "input_dim": "the dataset's",
+            "output_dim": "the dataset's (a regressor's targets)",
             "latent_dim": "the space's latent_dim", "hidden": "solved from the budget (sample the depth and shape)",
             "seed": "the search's --seed", "epochs": "the search's --epochs, the same for every arm",
             "device": "the search's", "threads": "the trial's CPU share (--cpus-per-trial)", "extra": "internal"}
@@ -34,6 +35,9 @@ class ArmSpec:
     variant: str                # ae or a VAE-family variant
     budget: int
     fixed: dict = field(default_factory=dict)   # model options the arm holds fixed
+    hidden: tuple[int, ...] | None = None       # fixed widths: no budget to solve for
+    latent_dim: int | None = None               # None: the search's (RunSpec.latent_dim)
+    train_size: int | None = None               # training images its trials train on (None: all)
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class RunSpec:
     latent_dim: int
     epochs: int
     tolerance: float = 0.02
+    output_dim: int = 1         # a regressor's outputs
     seed: int = 0
     threads: int | None = None  # torch threads: the trial's CPU share
     device: str = "auto"
@@ -88,7 +93,8 @@ def unsolved_configs(params: dict, arm: ArmSpec, run: RunSpec, seed: int):
     from .train import TrainConfig
     model_fields, train_fields = split_params(params)
     base = ModelConfig(family=arm.layer, variant=arm.variant, input_dim=run.input_dim,
-                       latent_dim=run.latent_dim, seed=seed, **{**arm.fixed, **model_fields})
+                       latent_dim=arm.latent_dim or run.latent_dim,
+                       output_dim=run.output_dim, seed=seed, **{**arm.fixed, **model_fields})
     train = TrainConfig(**{**train_fields, "epochs": run.epochs, "seed": seed, "threads": run.threads,
                            "device": run.device})
     return base, train
@@ -97,6 +103,9 @@ def unsolved_configs(params: dict, arm: ArmSpec, run: RunSpec, seed: int):
 def build_configs(params: dict, arm: ArmSpec, run: RunSpec, seed: int):
     """Returns (ModelConfig with solved widths, TrainConfig, Match). Raises InfeasibleBudget."""
     base, train = unsolved_configs(params, arm, run, seed)
+    if arm.hidden is not None:
+        model = base.replace(hidden=arm.hidden)
+        return model, train, Match(arm.hidden, config_params(model), arm.budget)
     match = solve_widths(base, arm.budget, int(params.get("depth", 1)), run.tolerance)
     return base.replace(hidden=match.hidden), train, match
 
@@ -150,6 +159,9 @@ def run_trial(params: dict, arm: ArmSpec, run: RunSpec, splits, report: Callable
                 metrics["metrics_error"] = f"{type(e).__name__}: {e}"
             loss = metrics.get(f"{split}_loss", epoch_report.val_loss)
             metrics["status"], metrics[_metric_name("mean_image_mse", split)] = run_status("ok", loss, splits, split)
+            if train_cfg.prune:
+                from .pruning import pruned_metrics
+                metrics.update(pruned_metrics(model, splits, split))
         final = metrics
         report(metrics)
 
@@ -214,14 +226,17 @@ def warm_up(splits, latent_dim: int, threads: int = 1, device: str = "cpu") -> N
     from .budget import config_params
     from .metrics import pixel_classifier
 
-    with threadpool_limits(limits=max(1, torch.get_num_threads())):   # as metrics.evaluate fits it
-        pixel_classifier(splits.train_x, splits.train_y)
-    small = replace(splits, train_x=splits.train_x[:256], train_y=splits.train_y[:256],
-                    val_x=splits.val_x[:64], val_y=splits.val_y[:64])
-    run = RunSpec(input_dim=splits.input_dim, latent_dim=latent_dim, epochs=1, threads=threads, device=device)
-    for variant in ("ae", "vae"):
+    if not splits.regression:   # a function has no classes to classify
+        with threadpool_limits(limits=max(1, torch.get_num_threads())):   # as metrics.evaluate fits it
+            pixel_classifier(splits.train_x, splits.train_y)
+    cut = {f"{s}_{k}": getattr(splits, f"{s}_{k}")[:n] for s, n in (("train", 256), ("val", 64))
+           for k in ("x", "y", "t") if getattr(splits, f"{s}_{k}") is not None}
+    small = replace(splits, **cut)
+    run = RunSpec(input_dim=splits.input_dim, latent_dim=latent_dim, epochs=1, threads=threads, device=device,
+                  output_dim=splits.output_dim)
+    for variant in (("regressor",) if splits.regression else ("ae", "vae")):
         budget = config_params(ModelConfig(family="linear", variant=variant, input_dim=splits.input_dim,
-                                           latent_dim=latent_dim))
+                                           latent_dim=latent_dim, output_dim=splits.output_dim))
         arm = ArmSpec(f"warm_up_{variant}", "mlp", "linear", variant, budget)
         final = run_trial({"depth": 0, "batch_size": 64}, arm, run, small, report=lambda _: None, seed=0)
         if final.get("status") not in FINISHED or "metrics_error" in final:   # 1 epoch may well collapse

@@ -20,13 +20,19 @@ COMMANDS = {
               f"  python -m tunekae.analysis recon {D}\n  python -m tunekae.analysis recon {D} --n 10 --data-dir ~/data"),
     "importance": ("Optuna (fANOVA) hyperparameter importances per arm from the search's studies",
                    f"  python -m tunekae.analysis importance {D}\n  python -m tunekae.analysis importance {D} --full-only"),
+    "axes": ("loss against latent size and training-set size per family (searches with --latents / --train-sizes)",
+             f"  python -m tunekae.analysis axes {D}"),
+    "robustness": ("reconstruction MSE vs corruption level per family, and noisy / denoised images (robustness.csv)",
+                   f"  python -m tunekae.analysis robustness {D}"),
     "report": ("everything available, linked from report.md with the question, protocol and answer",
                f"  python -m tunekae.analysis report {D}\n  python -m tunekae.analysis report {D} --out analysis/kae_vs_mlp"),
 }
 OUTPUTS = {"pareto": "pareto.csv, hypervolume.csv, pareto_params.png, pareto_time.png",
            "table": "table.md, table.csv", "compare": "compare.md, compare.csv (needs confirmed_runs.csv)",
            "recon": "recon_<budget>.png (latent_<budget>.png for 2-D codes or point data)",
-           "importance": "importance.csv, importance.png", "report": "report.md and all of the above"}
+           "importance": "importance.csv, importance.png", "axes": "loss_vs_latent.png, loss_vs_train_size.png, axes.csv",
+           "robustness": "robustness.png, denoised_gaussian.png (needs robustness.csv)",
+           "report": "report.md and all of the above"}
 
 
 SELECT_HELP = ("how the best configuration of an arm is chosen among the confirmed ones: 'val' = the search's "
@@ -55,11 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--select", choices=("val", "test"), default="val", help=SELECT_HELP)
         if name in ("compare", "report"):
             p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-        if name in ("recon", "report"):
+        if name in ("recon", "report", "robustness"):
             p.add_argument("--data-dir", help="data root for torchvision datasets (default: the search's)")
         if name == "report":
             p.add_argument("--previous", metavar="OLD_DIR",
                            help="an earlier run of the same study (confirmed): say what changed since it")
+            p.add_argument("--why", help="with --previous: what changed in the tool in between, one sentence")
         if name == "recon":
             p.add_argument("--n", type=int, default=8, help="test images per row (default 8)")
         if name == "importance":
@@ -69,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def dispatch(args) -> dict:
-    from . import compare, importance, pareto, recon, report, table
+    from . import axes, compare, importance, pareto, recon, report, robustness, table
     from .load import load, output_dir
     res = load(args.dir)
     if args.command == "compare":
@@ -93,8 +100,15 @@ def dispatch(args) -> dict:
         done = recon.run(res, out, n=args.n, data_dir=args.data_dir)
     elif c == "importance":
         done = importance.run(res, out, args.full_only)
+    elif c == "robustness":
+        done = robustness.run(res, out, args.data_dir)
+    elif c == "axes":
+        done = axes.run(res, out)
+        if not done["files"]:
+            raise UserError(f"{args.dir} crossed no latent sizes or training-set sizes (search --latents 8 16 32 or "
+                            f"--train-sizes 500 full); nothing to draw")
     else:
-        return report.run(res, out, args.select, args.alpha, args.data_dir, args.previous)   # res.notes too
+        return report.run(res, out, args.select, args.alpha, args.data_dir, args.previous, args.why)   # res.notes too
     return {**done, "notes": res.notes + done.get("notes", [])}
 
 

@@ -12,7 +12,8 @@ from .load import Results, load
 from .style import fmt_params, fmt_pm, markdown_table
 
 
-def changes(res: Results, previous_dir, select: str = "val", alpha: float = 0.05) -> dict:
+def changes(res: Results, previous_dir, select: str = "val", alpha: float = 0.05, why: str | None = None) -> dict:
+    """`why`: what changed in the tool between the two runs, in the words of whoever reran it."""
     old = load(previous_dir)
     now, then = compare_table(res, select, alpha), compare_table(old, select, alpha)
     keys = ["budget", "family"]
@@ -37,7 +38,8 @@ def changes(res: Results, previous_dir, select: str = "val", alpha: float = 0.05
         sentences.append(f"at {fmt_params(int(budget))} parameters the best family was {b} and is {a}"
                          + (" (unchanged)" if a == b else " (changed)"))
     text = (f"Against the previous run of this study in `{previous_dir}` ({describe(old.run.get('tunekae'))}; this "
-            f"run: {describe(res.run.get('tunekae'))}): " + "; ".join(sentences) + ".")
+            f"run: {describe(res.run.get('tunekae'))}): " + "; ".join(sentences) + "."
+            + (f" What changed in between: {why}" if why else ""))
     return {"table": both, "markdown": "\n".join(["### What changed since the previous run\n", text + "\n",
                                                    markdown_table(shown)])}
 

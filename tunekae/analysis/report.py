@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import UserError
 from ..provenance import describe
 from ..status import COLLAPSE_MARGIN
-from . import compare, importance, pareto, recipe, recon, table
+from . import axes, compare, importance, pareto, recipe, recon, robustness, table
 from .load import Results
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
 
@@ -113,12 +113,12 @@ def protocol(res: Results) -> str:
     return "\n".join(lines) + "\n\n" + markdown_table(arm_summary(res).astype(str))
 
 
-def previous_changes(res: Results, out, previous, select: str, alpha: float) -> dict:
+def previous_changes(res: Results, out, previous, select: str, alpha: float, why: str | None) -> dict:
     """The 'what changed' section against an earlier run of the study (analysis/previous.py)."""
     from .previous import changes
     if res.confirmed_runs is None:
         raise UserError("--previous compares confirmed results: run `python -m tunekae confirm` on this search first")
-    changed = changes(res, previous, select, alpha)
+    changed = changes(res, previous, select, alpha, why)
     changed["table"].to_csv(out / "changes.csv", index=False)
     return changed
 
@@ -134,7 +134,8 @@ def _optional(name, fn, notes):
     return None
 
 
-def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=None, previous=None) -> dict:
+def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=None, previous=None,
+        why: str | None = None) -> dict:
     """report.md and everything it shows; `previous`: an earlier run's dir to say what changed."""
     res.require_full()
     notes: list[str] = list(res.notes)
@@ -155,7 +156,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
           "## Protocol\n", protocol(res), "## Results\n", tab["markdown"], "Numbers: [table.csv](table.csv).\n"]
     if cmp:
         md += [cmp["markdown"], "Numbers: [compare.csv](compare.csv).\n"]
-    changed = previous_changes(res, out, previous, select, alpha) if previous else None
+    changed = previous_changes(res, out, previous, select, alpha, why) if previous else None
     if changed:
         md += [changed["markdown"], "Numbers: [changes.csv](changes.csv).\n"]
     rcp = _optional("recipe", lambda: recipe.run(res, out), notes)
@@ -172,6 +173,17 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
            "Hypervolume in (log10 parameters, loss) against one reference point per source "
            "(1.1 x the largest loss and parameter count among full-budget points); bigger is better.\n", hv_md,
            "Numbers: [pareto.csv](pareto.csv), [hypervolume.csv](hypervolume.csv).\n"]
+    rob = _optional("robustness", lambda: robustness.run(res, out, data_dir), notes) \
+        if (res.path / "robustness.csv").is_file() else None
+    if rob:
+        md += ["### Robustness to corrupted inputs\n",
+               "Reconstruction MSE against the clean test image as the corruption grows (each confirmed "
+               "configuration's saved model).\n"] + [f"![{f}]({f})\n" for f in rob["files"]]
+    ax = _optional("axes", lambda: axes.run(res, out), notes)
+    if ax and ax["files"]:
+        md += ["### Loss against latent size and training-set size\n",
+               "Each point is an arm's best configuration (confirmed test loss when confirmed).\n"]
+        md += [f"![{f}]({f})\n" for f in ax["files"] if f.endswith(".png")] + ["Numbers: [axes.csv](axes.csv).\n"]
     if rec:
         md += ["### Reconstructions and latent codes\n"] + [f"![{f}]({f})\n" for f in rec["files"]]
         md += [f"- {n}\n" for n in rec["notes"]]
@@ -181,7 +193,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
     if notes:
         md += ["## Notes\n"] + [f"- {n}\n" for n in notes]
     files = par["files"] + tab["files"] + (cmp["files"] if cmp else []) + (rcp["files"] if rcp else []) + \
-        (["changes.csv"] if changed else []) + \
+        (["changes.csv"] if changed else []) + (ax["files"] if ax else []) + (rob["files"] if rob else []) + \
         (rec["files"] if rec else []) + \
         (imp["files"] if imp else [])
     (out / "report.md").write_text("\n".join(md))

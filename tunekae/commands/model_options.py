@@ -49,7 +49,8 @@ def add_model_arguments(p: argparse.ArgumentParser, shape_only: bool = False) ->
                    help="between hidden layers (default: the family's reference architecture: relu for mlp and "
                         "kae, none for kan, cheby and rbf)")
     g.add_argument("--latent-activation", default="relu", choices=ACTIVATIONS)
-    g.add_argument("--output-activation", default="sigmoid", choices=ACTIVATIONS)
+    g.add_argument("--output-activation", choices=ACTIVATIONS,
+                   help="default sigmoid for autoencoders (pixels in [0, 1]), none for regressors")
     g.add_argument("--beta", type=float, default=1.0, help="KL weight (vae family)")
     g.add_argument("--derp-lambda", type=float, default=1.0, help="derp_vae KS-term weight")
     g.add_argument("--derp-probes", type=int, default=16, help="derp_vae random probes K")
@@ -66,15 +67,22 @@ def add_model_arguments(p: argparse.ArgumentParser, shape_only: bool = False) ->
                    help="kan: activation (pykan's, default) or weights (efficient-kan's stand-in)")
 
 
-def model_config_from_args(args, input_dim: int, hidden: tuple[int, ...] = ()) -> ModelConfig:
+def model_config_from_args(args, input_dim: int, hidden: tuple[int, ...] = (), output_dim: int | None = None
+                           ) -> ModelConfig:
+    """output_dim: a function dataset's targets, which make the model a regressor."""
     family = FAMILY_ALIASES.get(args.family, args.family)
     fields = dict(family=family, input_dim=input_dim, latent_dim=args.latent, hidden=hidden,
                   order=args.order, grid=args.grid, grid_range=args.grid_range, variant=args.variant,
                   init=args.init)
+    if output_dim is not None:
+        if args.variant not in ("ae", "regressor"):
+            raise UserError(f"--variant {args.variant} reconstructs its input; a function dataset needs a regressor "
+                            f"(leave --variant out)")
+        fields.update(variant="regressor", output_dim=output_dim, output_activation="none")
     for name in ("hidden_activation", "latent_activation", "output_activation", "beta", "derp_lambda",
                  "derp_probes", "mmd_lambda", "dropout", "latent_l1", "noise", "noise_level",
                  "lamb", "lamb_entropy", "kan_reg"):
-        if hasattr(args, name):
+        if getattr(args, name, None) is not None:
             fields[name] = getattr(args, name)
     try:
         return ModelConfig(**fields)

@@ -34,6 +34,11 @@ def add_arguments(p):
     p.add_argument("--samples", type=int, help="trials per arm (default: the space's)")
     p.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
     p.add_argument("--budgets", nargs="+", help="parameter budgets: 25888 100k 4x ... (default: the space's)")
+    p.add_argument("--latents", nargs="+", type=int,
+                   help="latent sizes: every budget at every one, each an arm of its own (default: the space's)")
+    p.add_argument("--train-sizes", nargs="+",
+                   help="training-set sizes (images, or 'full'): every arm at each, nested subsets of the training "
+                        "split (default: the space's, else full)")
     p.add_argument("--tolerance", type=float, help="relative budget tolerance (default: the space's, 0.02)")
     p.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can be stopped (default: the space's, 1)")
     p.add_argument("--reduction-factor", type=int,
@@ -128,8 +133,12 @@ def rerun_command(space, dataset: str, contexts, samples: int, epochs: int, seed
                   output: Path) -> str:
     """The search with every setting that decides its trials spelt out (budgets, effort, ASHA,
     tolerance, seed), so that it reruns as it ran even after a space's defaults change."""
+    budgets = list(dict.fromkeys(c.budget_label for c in contexts if c.arm.hidden is None))   # fixed arms have none
+    latents = [str(n) for n in dict.fromkeys(c.latent_dim for c in contexts)]
+    sizes = [str(n or "full") for n in dict.fromkeys(c.train_size for c in contexts)]
     argv = ["python", "-m", "tunekae", "search", "--space", space.source if space.source.endswith(".py") else space.name,
-            "--dataset", dataset, "--budgets", *dict.fromkeys(c.budget_label for c in contexts),
+            "--dataset", dataset, *(["--budgets", *budgets] if budgets else []), "--latents", *latents,
+            *(["--train-sizes", *sizes] if sizes != ["full"] else []),
             "--samples", str(samples), "--epochs", str(epochs), "--seed", str(seed), "--tolerance", f"{space.tolerance:g}"]
     argv += (["--grace-period", str(min(space.grace_period, epochs)), "--reduction-factor", str(space.reduction_factor)]
              if asha else ["--no-asha"])
@@ -188,7 +197,7 @@ def _check_tracking(args) -> None:
 
 def run(args) -> int:
     from ..data import load_dataset
-    from ..space_checks import check_budgets_fit, check_defines
+    from ..space_checks import check_axes, check_budgets_fit, check_defines, check_task
     from ..spaces import arm_contexts, load_space
 
     saved_run: dict = {}   # run.json of the search that --resume continues
@@ -234,7 +243,9 @@ def run(args) -> int:
     space.reduction_factor = args.reduction_factor or space.reduction_factor
     dataset = args.dataset or space.dataset
     splits = load_dataset(dataset, data_dir=args.data_dir, seed=args.seed)
-    contexts = arm_contexts(space, splits.input_dim, args.budgets)
+    contexts = arm_contexts(space, splits.input_dim, args.budgets, splits.output_dim, args.latents, args.train_sizes)
+    check_task(space, splits, dataset)
+    check_axes(contexts, splits, dataset)
     _check_arms_unique(contexts)
     check_budgets_fit(contexts, space, splits.input_dim)
     check_defines(space, contexts, splits.input_dim)
@@ -252,12 +263,14 @@ def run(args) -> int:
 
     from ..results import format_summary_line, resume_command
     from ..search import SearchOptions, run_search, shutdown
+    asha = space.asha and not args.no_asha   # a space may reproduce a demo that ran every epoch
     _check_tracking(args)
     opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, address=args.address,
-                         verbose=args.verbose, quiet=args.quiet, asha=not args.no_asha, storage=args.storage,
+                         verbose=args.verbose, quiet=args.quiet, asha=asha, storage=args.storage,
                          optuna_storage=args.optuna_storage, tensorboard=args.tensorboard, mlflow=args.mlflow)
-    options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "seed",
+    options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "latents",
+                                             "train_sizes", "seed",
                                              "tolerance", "grace_period", "reduction_factor", "cpus_per_trial",
                                              "gpus_per_trial", "max_concurrent", "address", "storage",
                                              "optuna_storage", "quiet", "verbose", "tensorboard", "mlflow",
@@ -270,9 +283,9 @@ def run(args) -> int:
             "budgets": sorted({(c.budget_label, c.budget) for c in contexts}, key=lambda b: b[1]),
             "arms": [c.to_dict() for c in contexts], "samples_per_arm": samples, "epochs": epochs,
             "asha": {"grace_period": min(space.grace_period, epochs), "reduction_factor": space.reduction_factor,
-                     "max_t": epochs} if not args.no_asha else None,
+                     "max_t": epochs} if asha else None,
             "seed": args.seed, "command": command_line(),
-            "rerun_command": rerun_command(space, dataset, contexts, samples, epochs, args.seed, not args.no_asha, output),
+            "rerun_command": rerun_command(space, dataset, contexts, samples, epochs, args.seed, asha, output),
             "options": options,
             "versions": _versions(), "tunekae": provenance(), "hardware": _hardware(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if args.resume:

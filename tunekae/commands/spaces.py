@@ -49,17 +49,20 @@ def describe_space(space, dataset: str | None, data_dir, budgets) -> str:
     """The space as a search would run it: per arm, what it samples (from the same random probes
     that `search` checks it with), and per budget, the depths and shapes each arm can be built at."""
     from ..data import load_dataset
-    from ..space_checks import check_budgets_fit, check_defines
+    from ..space_checks import check_budgets_fit, check_defines, check_task
     from ..spaces import arm_contexts, nearest_reachable, shape_label
     dataset = dataset or space.dataset
-    input_dim = load_dataset(dataset, data_dir=data_dir).input_dim
-    contexts = arm_contexts(space, input_dim, budgets)
+    splits = load_dataset(dataset, data_dir=data_dir)
+    input_dim = splits.input_dim
+    contexts = arm_contexts(space, input_dim, budgets, splits.output_dim)
+    check_task(space, splits, dataset)
     check_budgets_fit(contexts, space, input_dim)   # what `search` refuses, this refuses alike
     sampled = check_defines(space, contexts, input_dim)
     lines = [f"{space.name}: {space.description}",
              f"  from {space.source}; dataset {dataset} ({input_dim:,} inputs), latent {space.latent_dim}; "
-             f"{space.samples_per_arm} trials x {space.epochs} epochs per arm; ASHA grace period {space.grace_period}, "
-             f"reduction factor {space.reduction_factor}; widths within {space.tolerance:.0%} of each budget"]
+             f"{space.samples_per_arm} trials x {space.epochs} epochs per arm; "
+             + (f"ASHA grace period {space.grace_period}, reduction factor {space.reduction_factor}" if space.asha
+                else "no early stopping") + f"; widths within {space.tolerance:.0%} of each budget"]
     for arm in space.arms:
         options = [f"layer {arm.family}"] + ([f"variant {arm.variant}"] if arm.variant != "ae" else [])
         options += [f"fixed {_pairs(arm.fixed)}"] if arm.fixed else []
@@ -78,7 +81,7 @@ def describe_space(space, dataset: str | None, data_dir, budgets) -> str:
                                                   if c.arm.shapes != [{}] else "")
                                   for d, shapes in sorted(c.feasible.items()))
             else:
-                near = " or ".join(f"{n:,}" for n in nearest_reachable(c, input_dim, space.latent_dim, space.tolerance))
+                near = " or ".join(f"{n:,}" for n in nearest_reachable(c, input_dim, space.tolerance))
                 fits = f"cannot be built (nearest {near}): the search records it as one infeasible row"
             lines.append(f"    {c.key:<16} {fits}")
     return "\n".join(lines)

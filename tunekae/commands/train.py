@@ -17,6 +17,8 @@ EXAMPLES = """  python -m tunekae train                    # MLP 64-16-64 on dig
   python -m tunekae train --family mlp --hidden 256,64 --variant vae --optimizer adamw --lr 1e-3 --cosine
   python -m tunekae train --family cheby --order 4 --optimizer lbfgs --lr 1 --batch-size 0 --epochs 20
   python -m tunekae train --noise salt_pepper --noise-level 0.2 --save runs/dae.pt
+  python -m tunekae train --dataset function:exp_sin --family kan --hidden 5 --grid 5 --order 3 --optimizer lbfgs \
+      --lr 1 --batch-size 0 --epochs 20 --weight-decay 0 --grid-update-epochs 50 --grid-update-every 5   # pykan's demo
   python -m tunekae train --from results/my-search --trial e4eb0707   # one trial of a search, exactly
   python -m tunekae train --from results/my-search --trial kae_b8512:3 --epochs 60 --save runs/kae.pt
 """
@@ -57,7 +59,9 @@ def add_arguments(p):
     t.add_argument("--threads", type=int, help="torch CPU threads (default: every CPU available; never more)")
     t.add_argument("--compile", action="store_true", help="torch.compile the forward + loss (eager if it fails)")
     t.add_argument("--grid-update-epochs", type=int, default=0,
-                   help="kan: refit the spline grids to the data at the start of the first N epochs")
+                   help="kan: refit the spline grids to the data at the start of the first N epochs ...")
+    t.add_argument("--grid-update-every", type=int, default=1,
+                   help="... every this many epochs (pykan's fit: --grid-update-epochs 50 --grid-update-every 5)")
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
     o.add_argument("--save", help="write {model_config, train_config, state_dict, metrics} to this .pt file")
@@ -84,11 +88,13 @@ def _from_flags(args):
                                 momentum=args.momentum, batch_size=args.batch_size,
                                 epochs=10 if args.epochs is None else args.epochs, cosine=args.cosine,
                                 grad_clip=args.grad_clip, seed=args.seed, device=args.device or "auto",
-                                threads=args.threads, compile=args.compile, grid_update_epochs=args.grid_update_epochs)
+                                threads=args.threads, compile=args.compile, grid_update_epochs=args.grid_update_epochs,
+                                grid_update_every=args.grid_update_every)
     except ValueError as e:
         raise UserError(f"{e} (see --help)") from None
     splits = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, val_fraction=args.val_fraction)
-    cfg = model_config_from_args(args, splits.input_dim, tuple(args.hidden or ())).replace(seed=args.seed)
+    cfg = model_config_from_args(args, splits.input_dim, tuple(args.hidden or ()),
+                                 splits.output_dim if splits.regression else None).replace(seed=args.seed)
     match = None
     if args.budget is not None:
         budget = parse_budget(args.budget, cfg.input_dim, cfg.latent_dim)
@@ -105,8 +111,8 @@ def _from_search(args):
     from dataclasses import replace
     from pathlib import Path
 
-    from ..data import load_dataset
-    from ..search_trial import describe, find_trial, trial_configs
+    from ..data import load_dataset, subset_train
+    from ..search_trial import describe, find_trial, trial_configs, trial_train_size
     if not (args.from_dir and args.trial):
         raise UserError("--from DIR and --trial ID go together: the search's output dir and one of its trials")
     defaults = option_defaults(add_arguments)
@@ -121,7 +127,8 @@ def _from_search(args):
                         threads=args.threads or train_cfg.threads, compile=args.compile or train_cfg.compile)
     print(describe(row, Path(args.from_dir)), file=sys.stderr if args.json else sys.stdout)
     data_dir = args.data_dir or run.get("options", {}).get("data_dir")
-    return cfg, train_cfg, load_dataset(run["dataset"], data_dir=data_dir, seed=run["seed"]), None, row["family"]
+    splits = load_dataset(run["dataset"], data_dir=data_dir, seed=run["seed"])
+    return cfg, train_cfg, subset_train(splits, trial_train_size(row), run["seed"]), None, row["family"]
 
 
 def _flag(dest: str) -> str:

@@ -62,6 +62,7 @@ class BSplineKANLayer(nn.Module):
         self.spline_scaler = nn.Parameter(torch.empty(out_features, in_features))
         self.last_input: torch.Tensor | None = None   # kept by forward while track_input is on
         self.track_input = False
+        self.register_buffer("mask", None)            # (out, in) live edges, once pruned (tunekae.pruning)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -96,15 +97,38 @@ class BSplineKANLayer(nn.Module):
         return solution.permute(2, 0, 1).contiguous()
 
     @property
-    def scaled_spline_weight(self) -> torch.Tensor:           # (out, in, G+k)
-        return self.spline_weight * self.spline_scaler.unsqueeze(-1)
+    def scaled_spline_weight(self) -> torch.Tensor:           # (out, in, G+k); a pruned edge's is 0
+        scaler = self.spline_scaler if self.mask is None else self.spline_scaler * self.mask
+        return self.spline_weight * scaler.unsqueeze(-1)
+
+    @property
+    def live_base_weight(self) -> torch.Tensor:               # (out, in); a pruned edge's is 0
+        return self.base_weight if self.mask is None else self.base_weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:       # x: (batch, in)
         if self.track_input and self.training:
             self.last_input = x
-        base = F.linear(F.silu(x), self.base_weight)
+        base = F.linear(F.silu(x), self.live_base_weight)
         spline = F.linear(self.b_splines(x).flatten(1), self.scaled_spline_weight.flatten(1))
         return base + spline
+
+    def active_edges(self) -> torch.Tensor:
+        """(out, in) booleans: the edges not pruned."""
+        return self.mask.bool() if self.mask is not None else \
+            torch.ones(self.out_features, self.in_features, dtype=torch.bool, device=self.base_weight.device)
+
+    @torch.no_grad()
+    def restrict(self, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None,
+                 edges: torch.Tensor | None = None) -> None:
+        """Prune: keep only the edges into outputs `rows`, out of inputs `cols`, and `edges`."""
+        keep = self.active_edges().clone()
+        if rows is not None:
+            keep &= rows.to(keep.device).unsqueeze(1)
+        if cols is not None:
+            keep &= cols.to(keep.device).unsqueeze(0)
+        if edges is not None:
+            keep &= edges.to(keep.device)
+        self.mask = keep.to(self.base_weight.dtype)
 
     @torch.no_grad()
     def update_grid(self, x: torch.Tensor, margin: float = 0.01):
@@ -128,16 +152,20 @@ class BSplineKANLayer(nn.Module):
         safe = torch.where(scaler.abs() < 1e-8, torch.full_like(scaler, 1e-8), scaler)
         self.spline_weight.copy_(self.curve2coeff(x, old) / safe)
 
-    def edge_scales(self, x: torch.Tensor) -> torch.Tensor:
-        """pykan's per-edge activation scale s_ji on the batch x (see the module docstring), (out, in)."""
+    def edge_stds(self, x: torch.Tensor) -> torch.Tensor:
+        """std over the batch x of each edge's activation phi_ji(x_i), (out, in), from the per-input
+        covariance of [silu(x_i), B(x_i)] (phi is linear in them): no (batch, out, in) tensor."""
         features = torch.cat([F.silu(x).unsqueeze(-1), self.b_splines(x)], dim=-1)   # (batch, in, 1+G+k)
         centred = features - features.mean(dim=0, keepdim=True)
         cov = torch.einsum("bik,bil->ikl", centred, centred) / max(x.shape[0] - 1, 1)  # (in, 1+G+k, 1+G+k)
-        coef = torch.cat([self.base_weight.unsqueeze(-1), self.scaled_spline_weight], dim=-1)  # (out, in, 1+G+k)
+        coef = torch.cat([self.live_base_weight.unsqueeze(-1), self.scaled_spline_weight], dim=-1)  # (out, in, 1+G+k)
         var = torch.einsum("oik,ikl,oil->oi", coef, cov, coef)
         # the floor keeps the square root's gradient finite for an edge that is constant on the batch
-        phi_std = var.clamp_min(1e-12).sqrt()
-        return phi_std / (x.std(dim=0) + PYKAN_STD_FLOOR)
+        return var.clamp_min(1e-12).sqrt()
+
+    def edge_scales(self, x: torch.Tensor) -> torch.Tensor:
+        """pykan's per-edge activation scale s_ji on the batch x (see the module docstring), (out, in)."""
+        return self.edge_stds(x) / (x.std(dim=0) + PYKAN_STD_FLOOR)
 
     def regularization(self, kind: str = "activation") -> tuple[torch.Tensor, torch.Tensor]:
         """(l1, entropy) of this layer, for the batch its last training forward pass saw

@@ -98,11 +98,15 @@ class Autoencoder(nn.Module):
         return {}
 
     def kan_layers(self):
-        from ..layers.kan import BSplineKANLayer
-        return [m for m in self.modules() if isinstance(m, BSplineKANLayer)]
+        return kan_layers(self)
 
 
-def track_kan_inputs(model: Autoencoder) -> None:
+def kan_layers(model: nn.Module) -> list:
+    from ..layers.kan import BSplineKANLayer
+    return [m for m in model.modules() if isinstance(m, BSplineKANLayer)]
+
+
+def track_kan_inputs(model: nn.Module) -> None:
     """pykan's regularizer is measured on the activations of the batch being trained: the KAN
     layers keep their input from the training forward pass for loss_terms."""
     needed = model.cfg.lamb > 0 and model.cfg.kan_reg == "activation"
@@ -110,7 +114,7 @@ def track_kan_inputs(model: Autoencoder) -> None:
         layer.track_input = needed
 
 
-def add_regularizers(terms: dict, model: Autoencoder, out: AEOutput) -> dict:
+def add_regularizers(terms: dict, model: nn.Module, out: AEOutput) -> dict:
     """Sparse-code L1, and the KAN regularizer with pykan's weights:
     loss + lamb * sum over KAN layers of (l1 + lamb_entropy * entropy) (layers/kan.py)."""
     cfg = model.cfg

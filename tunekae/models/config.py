@@ -11,7 +11,7 @@ from ..layers import check_init
 from ..layers.kan import KAN_REGS
 
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "silu", "gelu", "tanh", "sigmoid", "none")
-VARIANTS = ("ae", "vae", "beta_vae", "derp_vae", "wae_mmd")
+VARIANTS = ("ae", "vae", "beta_vae", "derp_vae", "wae_mmd", "regressor")
 NOISE_KINDS = ("none", "gaussian", "salt_pepper")
 
 # The activation between hidden layers that each family's reference architecture has. The KAE
@@ -27,6 +27,7 @@ class ModelConfig:
     input_dim: int = 784
     latent_dim: int = 16
     hidden: tuple[int, ...] = ()        # encoder hidden widths; the decoder mirrors them
+    output_dim: int = 1                 # regressor only: input -> hidden -> output_dim (no latent)
     # Layer shape options (each family reads its own; see tunekae.layers.LAYER_OPTIONS).
     order: int | None = None            # kae: polynomial order p; kan: spline order k; cheby: degree D
     grid: int | None = None             # kan: grid intervals G; rbf: number of centres
@@ -71,8 +72,8 @@ class ModelConfig:
             raise ValueError("lamb and lamb_entropy must be >= 0")
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}; got {self.noise!r}")
-        if any(h < 1 for h in self.hidden) or self.latent_dim < 1 or self.input_dim < 1:
-            raise ValueError("input_dim, latent_dim and every hidden width must be >= 1")
+        if any(h < 1 for h in self.hidden) or self.latent_dim < 1 or self.input_dim < 1 or self.output_dim < 1:
+            raise ValueError("input_dim, latent_dim, output_dim and every hidden width must be >= 1")
 
     @property
     def resolved_hidden_activation(self) -> str:

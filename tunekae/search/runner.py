@@ -133,7 +133,7 @@ def _run(space, contexts, splits, opts, output, meta, resume, cluster: Cluster |
     write_json(output / "run.json", meta)   # from now on the search can be resumed
     if any(p.has_work() for p in plans):
         _train(space, plans, splits, opts, output, meta, len(sessions), cluster or start_ray(opts))
-    rows = table(results_rows(space, contexts, studies, opts.epochs))
+    rows = table(results_rows(space, contexts, studies, opts.epochs, len(splits.train_x)))
     rows = write_results(output, rows, meta["dataset"])
     meta["summary"] = {c.key: summarize_arm(rows[rows["arm"] == c.key], opts.epochs) for c in contexts}
     meta["wall_seconds"] = meta.get("wall_seconds", 0) + time.time() - started
@@ -177,7 +177,8 @@ def _train(space, plans: list[ArmPlan], splits, opts: SearchOptions, output: Pat
     meta.update(dashboard=cluster.dashboard, ray_version=ray.__version__)
     write_json(output / "run.json", meta)
     concurrency = max(1, opts.max_concurrent or trial_capacity(per))
-    run = RunSpec(input_dim=splits.input_dim, latent_dim=space.latent_dim, epochs=opts.epochs,
+    run = RunSpec(input_dim=splits.input_dim, latent_dim=space.latent_dim, output_dim=splits.output_dim,
+                  epochs=opts.epochs,
                   tolerance=space.tolerance, seed=opts.seed, threads=max(1, int(opts.cpus_per_trial)),
                   device="cuda" if per["gpu"] else "cpu")
     spec = SearchSpec(run, {p.key: p.ctx.spec() for p in plans}, str(output.resolve()))
@@ -233,17 +234,17 @@ def _done_so_far(plans: list[ArmPlan]) -> tuple[dict, dict]:
     return done, best
 
 
-def results_rows(space: Space, contexts: list[ArmContext], studies: dict, epochs: int) -> list[dict]:
+def results_rows(space: Space, contexts: list[ArmContext], studies: dict, epochs: int, full_size: int) -> list[dict]:
     """Every trial of every arm, from the studies: its configuration and final report."""
     rows = []
     for ctx in contexts:
         if not ctx.feasible:
-            rows.append(infeasible_row(ctx, space.name, epochs))
+            rows.append(infeasible_row(ctx, space.name, epochs, full_size))
             continue
         for t in studies[ctx.key].trials():
             if "result" in t.user_attrs:
                 rows.append(trial_row(ctx, space.name, epochs, t.number, t.user_attrs.get("config", t.params),
-                                      t.user_attrs["result"]))
+                                      t.user_attrs["result"], full_size))
     return rows
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch  # noqa: F401 - at module level on purpose: paid once per trial process
 from ray import tune
 
+from ..data import subset_train
 from ..train import DIVERGED_LOSS
 from ..trial import ArmSpec, RunSpec, stream_trial, warm_up
 from .searcher import DEFINE_ERROR
@@ -53,7 +54,7 @@ def trainable(config: dict, data: list = None, spec: SearchSpec = None):
     if finished is not None:   # it finished before an interruption the driver did not see it end
         tune.report(finished)
         return
-    splits = _splits(data[0])
+    splits = subset_train(_splits(data[0]), arm.train_size, run.seed)
     torch.set_num_threads(max(1, run.threads or 1))   # this trial's CPU share, never more
     if spec.output not in _WARM:
         warm_up(splits, run.latent_dim, max(1, run.threads or 1), device=run.device)
