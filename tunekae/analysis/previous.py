@@ -39,7 +39,7 @@ def changes(res: Results, previous_dir, select: str = "val", alpha: float = 0.05
                          + (" (unchanged)" if a == b else " (changed)"))
     text = (f"Against the previous run of this study in `{previous_dir}` ({describe(old.run.get('tunekae'))}; this "
             f"run: {describe(res.run.get('tunekae'))}): " + "; ".join(sentences) + "."
-            + (f" What changed in between: {why}" if why else ""))
+            + (f" What changed in between: {why.rstrip('.')}." if why else ""))
     return {"table": both, "markdown": "\n".join(["### What changed since the previous run\n", text + "\n",
                                                    markdown_table(shown)])}
 
