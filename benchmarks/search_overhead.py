@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "4ba2fbe"   # the last commit of the one-experiment-per-arm search layer
@@ -83,17 +82,29 @@ def run(tree: Path, argv: list[str]) -> float:
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     seen: dict[int, float] = {}
     while proc.poll() is None:
-        for p in psutil.process_iter(["pid"]):
-            try:
-                if os.getsid(p.pid) == proc.pid:
-                    t = p.cpu_times()
-                    seen[p.pid] = max(seen.get(p.pid, 0.0), t.user + t.system)
-            except (psutil.Error, ProcessLookupError, PermissionError):
-                pass
+        for pid, seconds in session_cpu(proc.pid).items():
+            seen[pid] = max(seen.get(pid, 0.0), seconds)
         time.sleep(0.5)
     if proc.returncode != 0:
         raise SystemExit(f"the search failed ({proc.returncode}):\n{proc.stderr.read()[-3000:]}")
     return sum(seen.values())
+
+
+def session_cpu(sid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of every live process in session `sid`, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()     # after "pid (comm) ": state is fields[0]
+        if int(fields[3]) == sid:                         # session id: the 6th field of stat
+            out[int(entry)] = (int(fields[11]) + int(fields[12])) / tick   # utime, stime
+    return out
 
 
 def figures(out: Path, cpu: float | None = None) -> dict:

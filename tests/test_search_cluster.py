@@ -88,6 +88,18 @@ def ended_trials(out: Path) -> int:
                for t in optuna.load_study(study_name=s.study_name, storage=storage).trials)
 
 
+def ended_at_kill(out: Path, epochs: int) -> set[tuple[str, int]]:
+    """(arm, study trial) of the trials a resume does not train again: those whose end the studies
+    recorded, and those whose log holds their final report."""
+    import optuna
+    from tunekae.search.trial_log import TrialLog
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "studies.journal")))
+    ended = {(s.study_name, t.number) for s in optuna.get_all_study_summaries(storage)
+             for t in optuna.load_study(study_name=s.study_name, storage=storage).trials if t.state.is_finished()}
+    return ended | {(p.parent.name, int(p.stem)) for p in (out / "trial_logs").glob("*/*.jsonl")
+                    if TrialLog(p.parent, p.stem, epochs).finished_report() is not None}
+
+
 def _study_states(out: Path, arm: str) -> list[str]:
     import optuna
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "studies.journal")))
@@ -133,7 +145,10 @@ def test_kill_9_then_resume_decides_as_an_uninterrupted_search(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "results.csv").exists()
-    ended_before = ended_trials(out)
+    # epochs take milliseconds: the trial under way may have written its final epoch to its log
+    # between the check and the kill; the resume replays such a log instead of training it again
+    ended_before = len(ended_at_kill(out, epochs=6))
+    assert ended_before >= 5
     resumed = tunekae("search", "--output", out, "--resume")
     log = finish(resumed, timeout=400)
     assert resumed.returncode == 0, log

@@ -36,7 +36,7 @@ from .cluster import check_trial_fits, connect, trial_capacity, trial_resources
 from .ctrl_c import CtrlC
 from .progress import Progress
 from .ray_address import token_auth_on
-from .scheduler import ArmScheduler
+from .scheduler import ArmScheduler, decision_epochs
 from .searcher import ArmPlan, ArmSearcher
 from .studies import FINISHED_STATES, open_storage, open_studies
 from .trainable import SearchSpec, trainable
@@ -181,7 +181,7 @@ def _train(space, plans: list[ArmPlan], splits, opts: SearchOptions, output: Pat
                   epochs=opts.epochs,
                   tolerance=space.tolerance, seed=opts.seed, threads=max(1, int(opts.cpus_per_trial)),
                   device="cuda" if per["gpu"] else "cpu")
-    spec = SearchSpec(run, {p.key: p.ctx.spec() for p in plans}, str(output.resolve()))
+    spec = SearchSpec(run, {p.key: p.ctx.spec() for p in plans}, str(output.resolve()), _epochs_tune_sees(space, opts))
     scheduler = ArmScheduler([p.key for p in plans], opts.epochs, space.grace_period, space.reduction_factor,
                              asha=opts.asha)
     for plan in plans:
@@ -210,6 +210,16 @@ def _train(space, plans: list[ArmPlan], splits, opts: SearchOptions, output: Pat
         progress.close()
     if ctrl_c.pressed or not searcher.finished():
         raise KeyboardInterrupt   # the caller says how to resume
+
+
+def _epochs_tune_sees(space, opts: SearchOptions) -> frozenset[int] | None:
+    """SearchSpec.report_epochs: the epochs the scheduler decides at; None (every epoch) where a
+    callback draws learning curves or Tune's own output is asked for."""
+    if opts.tensorboard or opts.mlflow or opts.verbose:
+        return None
+    if not opts.asha:
+        return frozenset({opts.epochs})
+    return decision_epochs(opts.epochs, space.grace_period, space.reduction_factor)
 
 
 def replay_finished(scheduler: ArmScheduler, key: str, study) -> None:

@@ -7,6 +7,7 @@ what they held: an interrupted search stops the same trials as an uninterrupted 
 """
 from __future__ import annotations
 
+import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
@@ -14,6 +15,15 @@ from .trial_log import ARM
 
 TIME_ATTR = "epoch"   # the reported epoch: one report per epoch, and a replayed report keeps its epoch
 METRIC, MODE = "val_loss", "min"
+
+
+def decision_epochs(epochs: int, grace_period: int, reduction_factor: int) -> frozenset[int]:
+    """The epochs at which an arm's ASHA ranks a trial (its rungs, computed as Ray's ASHA bracket
+    computes them), and the last. A report between them changes no decision: ASHA ranks a trial
+    at the first report at or past a rung, and every rung epoch is reported."""
+    grace = min(grace_period, epochs)
+    rungs = int(np.log(epochs / grace) / np.log(reduction_factor) + 1)
+    return frozenset(int(grace * reduction_factor ** k) for k in range(rungs)) | {epochs}
 
 
 class ArmScheduler(FIFOScheduler):
