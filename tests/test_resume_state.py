@@ -2,6 +2,7 @@
 Optuna journal (and a cut-off last line), the dispatching searcher (round-robin, exactly
 `samples` per arm, reruns of cut-off trials) and the per-arm ASHA replayed on resume."""
 import json
+import threading
 
 import optuna
 import pytest
@@ -81,6 +82,27 @@ def test_a_journal_cut_mid_line_is_mended_and_the_cut_kept(tmp_path):
     assert [t.value for t in again.trials] == [0.5]
     again.tell(again.ask(), 0.25)                                     # and it takes new trials
     assert [t.value for t in optuna.load_study(study_name="arm", storage=open_storage(tmp_path)).trials] == [0.5, 0.25]
+
+
+
+@pytest.mark.parametrize("target", ["moved-away/studies.journal", "studies.journal"])
+def test_a_journal_lock_a_killed_search_left_is_cleared(tmp_path, target):
+    """A kill -9 while the searcher holds the journal's lock leaves Optuna's `.lock` symlink. Once
+    the dir is moved its target is gone, and Optuna would spin on it forever (and else wait 30 s):
+    the resume, which holds the output dir alone, clears it."""
+    optuna.create_study(study_name="arm", storage=open_storage(tmp_path))
+    lock = tmp_path / "studies.journal.lock"
+    lock.symlink_to(tmp_path / target)
+
+    def write():
+        study = optuna.load_study(study_name="arm", storage=open_storage(tmp_path))
+        study.tell(study.ask(), 0.5)
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(timeout=10)
+    assert not writer.is_alive(), "the journal's write waited on the dead search's lock"
+    assert [t.value for t in optuna.load_study(study_name="arm", storage=open_storage(tmp_path)).trials] == [0.5]
+    assert not lock.exists() and not lock.is_symlink()
 
 
 # ----------------------------------------------------------------------------- the searcher

@@ -36,8 +36,24 @@ def open_storage(output: Path, url: str | None = None):
                             f"database URL such as sqlite:///runs/studies.db)") from None
     path = output / JOURNAL
     repair_journal_tail(path)
+    clear_stale_lock(path)
     from optuna.storages.journal import JournalFileBackend
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def clear_stale_lock(journal: Path) -> bool:
+    """Remove the journal's write lock (Optuna's `<journal>.lock` symlink) that a writer killed
+    while holding it left behind. Only called under the search's exclusive hold of its output dir
+    (runner.exclusive), where no other writer of this journal can be alive. Left in place, Optuna
+    would wait out its 30 s grace period; and once the dir has been moved, the link points at the
+    journal's old path, and Optuna's JournalFileSymlinkLock.acquire (5.1), which stats the lock
+    through the link, never sees it age and spins at full CPU forever. Returns whether one was
+    removed."""
+    lock = journal.with_name(journal.name + ".lock")
+    if not os.path.lexists(lock):
+        return False
+    os.unlink(lock)   # the link itself, never its target
+    return True
 
 
 def repair_journal_tail(path: Path) -> str | None:
