@@ -187,6 +187,48 @@ def test_a_copied_or_moved_interrupted_search_resumes_where_it_now_is(tmp_path):
             assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == snapshot
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 100 kB tmpfs (root with the right to mount, as in CI's container), grown to 5 MB by
+    calling the fixture's value: a disk that fills during a search, then gets space back."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+
+    def grow():
+        subprocess.run(["mount", "-o", "remount,size=5m", str(mount)], check=True)
+    try:
+        yield mount, grow
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_ends_the_search_with_one_line_and_resume_finishes_it(small_disk):
+    """The disk fills in the middle of the search (a journal line, a trial log or Tune's state cut
+    off): one line and exit 2, no traceback; with space again, --resume mends what was cut and
+    ends with exactly `samples` trials per arm, each study trial once."""
+    mount, grow = small_disk
+    out = mount / "run"
+    proc = tunekae("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 8, "--epochs", 20,
+                   "--output", out, "--quiet")
+    log = finish(proc, timeout=300)
+    assert proc.returncode == 2, log
+    lines = [line for line in log.splitlines() if line.strip() and not line.startswith("tunekae: Ray dashboard")]
+    assert lines == [f"tunekae search: error: the disk is full ({out}); free some space, then continue with: "
+                     f"python -m tunekae search --output {out} --resume"], log
+    grow()
+    resumed = tunekae("search", "--output", out, "--resume", "--quiet")
+    log = finish(resumed, timeout=300)
+    assert resumed.returncode == 0, log
+    results = pd.read_csv(out / "results.csv")
+    assert results.groupby("arm")["study_trial"].apply(sorted).to_dict() == {
+        "mlp_b2128": list(range(8)), "kae_b2128": list(range(8))}, log
+    for arm in ("mlp_b2128", "kae_b2128"):
+        assert _study_states(out, arm) == ["COMPLETE"] * 8, (arm, log)
+
+
 def test_ctrl_c_stops_the_search_and_resume_finishes_it(tmp_path):
     """The first Ctrl-C stops the search (trials under way stop, no new one starts), exit 130
     with the resume command; --resume finishes it. A second Ctrl-C stops at once, quietly."""

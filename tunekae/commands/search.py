@@ -176,17 +176,6 @@ def _check_arms_unique(contexts) -> None:
         seen[c.key] = c
 
 
-def disk_full(error: BaseException) -> OSError | None:
-    """The 'no space left on device' error behind `error`, if any (Ray and Optuna may wrap it)."""
-    import errno
-    seen = error
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def _check_tracking(args) -> None:
     """--tensorboard and --mlflow use Tune's callbacks, which need their libraries installed."""
     import importlib.util
@@ -263,6 +252,7 @@ def run(args) -> int:
 
     from ..results import format_summary_line, resume_command
     from ..search import SearchOptions, run_search, shutdown
+    from ..search.disk_full import disk_full
     asha = space.asha and not args.no_asha   # a space may reproduce a demo that ran every epoch
     _check_tracking(args)
     opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,

@@ -1,6 +1,7 @@
 """The search layer, the only code that imports Ray: ONE Ray Tune experiment per search.
 
     runner.py     run_search: the Tuner, resume, results            (start here)
+    disk_full.py  a full disk ends the search with one line
     searcher.py   ArmSearcher: one Optuna study per arm, trials round-robin over the arms
     scheduler.py  ArmScheduler: one ASHA per arm, trials ranked within their arm only
     trainable.py  the function every trial runs: tunekae.trial.run_trial, reported per epoch

@@ -34,6 +34,7 @@ from ..spaces import ArmContext, Space, starting_point
 from ..trial import RunSpec
 from .cluster import check_trial_fits, connect, trial_capacity, trial_resources
 from .ctrl_c import CtrlC
+from .disk_full import quiet_disk_full
 from .progress import Progress
 from .ray_address import token_auth_on
 from .scheduler import ArmScheduler, decision_epochs
@@ -202,7 +203,7 @@ def _train(space, plans: list[ArmPlan], splits, opts: SearchOptions, output: Pat
                                   failure_config=tune.FailureConfig(max_failures=0),
                                   callbacks=[progress, *tracking_callbacks(opts, output), *opts.callbacks]))
     try:
-        with ctrl_c:
+        with ctrl_c, quiet_disk_full():
             tuner.fit()
     except KeyboardInterrupt:          # a second Ctrl-C: no waiting for Tune
         ctrl_c.pressed = True
