@@ -442,3 +442,42 @@ def test_axes_draws_loss_against_latent_and_training_size(cli, tmp_path):
         assert_png(d / "analysis" / png)
     code, _, err = cli("report", d)
     assert code == 0 and "![loss_vs_latent.png](loss_vs_latent.png)" in (d / "analysis" / "report.md").read_text()
+
+
+def test_pareto_of_pruned_models(cli, results_dir, tmp_path):
+    """--params pruned draws each model at its pruned size and loss after pruning: the KAE trial
+    with the worst loss, pruned to 10 parameters, joins the front; models never pruned (the
+    MLP rows here) are left out; the trained fronts' files are not touched."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(results_dir, run)
+    results = pd.read_csv(run / "results.csv", dtype={"trial_id": str})
+    kae = results["family"] == "kae"
+    results["pruned_params"] = np.where(kae, results["params"], np.nan)
+    results["pruned_val_loss"] = np.where(kae, results["val_loss"], np.nan)
+    full_kae = results.index[kae & (results["status"] == "ok") & ~results["stopped_early"]]
+    worst = results.loc[full_kae, "val_loss"].idxmax()
+    results.loc[worst, ["pruned_params", "pruned_val_loss"]] = [10, 0.5]
+    results.to_csv(run / "results.csv", index=False)
+    confirmed = pd.read_csv(run / "confirmed.csv", dtype={"trial_id": str})
+    confirmed["pruned_params_mean"] = np.where(confirmed["family"] == "kae", confirmed["params"] // 2, np.nan)
+    confirmed["pruned_test_loss_mean"] = confirmed["test_loss_mean"] * 1.1
+    confirmed.to_csv(run / "confirmed.csv", index=False)
+
+    code, _, err = cli("pareto", run, "--out", tmp_path / "a", "--params", "pruned")
+    assert code == 0, err
+    assert not (tmp_path / "a" / "pareto.csv").exists()
+    for name in ("pareto_pruned.csv", "hypervolume_pruned.csv", "pareto_pruned_params.png", "pareto_pruned_time.png"):
+        assert (tmp_path / "a" / name).exists(), name
+    pts = pd.read_csv(tmp_path / "a" / "pareto_pruned.csv", dtype={"trial_id": str})
+    assert set(pts["family"]) == {"kae"}
+    search = pts[pts["source"] == "search"].set_index("trial_id")
+    assert len(search) == int(kae.sum()) and search.loc[results.loc[worst, "trial_id"], "params"] == 10
+    assert search.loc[results.loc[worst, "trial_id"], ["loss", "on_front_params"]].tolist() == [0.5, True]
+    conf = pts[pts["source"] == "confirmed"]
+    kae_conf = confirmed[confirmed["family"] == "kae"]
+    assert sorted(conf["params"]) == sorted(kae_conf["pruned_params_mean"])
+    assert np.allclose(sorted(conf["loss"]), sorted(kae_conf["pruned_test_loss_mean"]))
+
+    code, _, err = cli("pareto", results_dir, "--out", tmp_path / "b", "--params", "pruned")
+    assert code == 2 and "pruned_params" in err and "prune=True" in err and len(err.strip().splitlines()) == 1, err

@@ -11,7 +11,8 @@ from ..errors import UserError
 D = "results/kae_vs_mlp-digits-20261124-101500"
 COMMANDS = {
     "pareto": ("non-dominated sets over (loss, params, train time), overall and per family; figures; hypervolumes",
-               f"  python -m tunekae.analysis pareto {D}\n  python -m tunekae.analysis pareto {D} --loss val --out /tmp/a"),
+               f"  python -m tunekae.analysis pareto {D}\n  python -m tunekae.analysis pareto {D} --loss val --out /tmp/a\n"
+               f"  python -m tunekae.analysis pareto {D} --params pruned     # a space that prunes (kan_hparams)"),
     "table": ("each arm's best configuration as a markdown results table (+ CSV)",
               f"  python -m tunekae.analysis table {D}\n  python -m tunekae.analysis table {D} --select val"),
     "compare": ("per budget, the best configuration of each family; differences with 95% CI and Welch p-values",
@@ -27,7 +28,7 @@ COMMANDS = {
     "report": ("everything available, linked from report.md with the question, protocol and answer",
                f"  python -m tunekae.analysis report {D}\n  python -m tunekae.analysis report {D} --out analysis/kae_vs_mlp"),
 }
-OUTPUTS = {"pareto": "pareto.csv, hypervolume.csv, pareto_params.png, pareto_time.png",
+OUTPUTS = {"pareto": "pareto.csv, hypervolume.csv, pareto_params.png, pareto_time.png (--params pruned: pareto_pruned*)",
            "table": "table.md, table.csv", "compare": "compare.md, compare.csv (needs confirmed_runs.csv)",
            "recon": "recon_<budget>.png (latent_<budget>.png for 2-D codes or point data)",
            "importance": "importance.csv, importance.png", "axes": "loss_vs_latent.png, loss_vs_train_size.png, axes.csv",
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--loss", choices=("auto", "val", "test"), default="auto",
                            help="auto: search trials on val_loss, plus confirmed configurations on test loss when "
                                 "confirmed.csv exists; val or test: only that source")
+            p.add_argument("--params", choices=("trained", "pruned"), default="trained",
+                           help="pruned: each model's parameters and loss after pruning (spaces that prune, e.g. "
+                                "kan_hparams); writes pareto_pruned.csv and *_pruned figures")
         if name in ("table", "compare", "report"):
             p.add_argument("--select", choices=("val", "test"), default="val", help=SELECT_HELP)
         if name in ("compare", "report"):
@@ -91,7 +95,7 @@ def dispatch(args) -> dict:
     out = output_dir(res, args.out)
     c = args.command
     if c == "pareto":
-        done = pareto.run(res, out, args.loss)
+        done = pareto.run(res, out, args.loss, args.params)
     elif c == "table":
         done = table.run(res, out, args.select)
     elif c == "compare":

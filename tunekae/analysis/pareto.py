@@ -7,6 +7,10 @@ picked is optimistically biased; the confirmed test loss is not):
   otherwise short of the epoch budget) are drawn hollow and never define a front;
 - "confirmed": every configuration of confirmed.csv, loss = test_loss_mean (mean over seeds),
   time = train_seconds_mean. When it exists it is the headline source.
+
+With params="pruned" (spaces that prune, e.g. kan_hparams) a point is the pruned model: its
+parameters after pykan-style pruning and its loss after pruning (pruned_val_loss, or
+pruned_test_loss_mean when confirmed), written beside the trained fronts as *_pruned files.
 """
 from __future__ import annotations
 
@@ -27,16 +31,34 @@ KEEP = ["source", "loss_metric", "arm", "family", "budget", "budget_label", "tri
         "train_seconds", "seconds_per_epoch", "hidden", "n_seeds"]
 
 
-def search_points(res: Results) -> pd.DataFrame:
+PRUNED = {"search": ("pruned_params", "pruned_val_loss"), "confirmed": ("pruned_params_mean", "pruned_test_loss_mean")}
+
+
+def _pruned(df: pd.DataFrame, source: str, res: Results) -> pd.DataFrame:
+    """Rows of `df` with the pruned model's parameters and loss in place of the trained ones."""
+    params, loss = PRUNED[source]
+    if params not in df or loss not in df or not df[params].notna().any():
+        raise UserError(f"{res.path}: no {'trial' if source == 'search' else 'confirmed configuration'} recorded "
+                        f"{params}; models are pruned only where a space sets prune=True (e.g. kan_hparams)")
+    df = df[df[params].notna()].copy()
+    df["params"], df["val_loss" if source == "search" else "test_loss_mean"] = df[params], df[loss]
+    return df
+
+
+def search_points(res: Results, params: str = "trained") -> pd.DataFrame:
     df = res.results
+    if params == "pruned":
+        df = _pruned(df, "search", res)
     df = df[df["status"].isin(FINISHED) & np.isfinite(df["val_loss"]) & np.isfinite(df["params"])].copy()
     df["source"], df["loss_metric"], df["loss"], df["loss_std"] = "search", "val_loss", df["val_loss"], np.nan
     df["n_seeds"], df["rank"] = 1, np.nan
     return df.reindex(columns=KEEP)
 
 
-def confirmed_points(res: Results) -> pd.DataFrame:
+def confirmed_points(res: Results, params: str = "trained") -> pd.DataFrame:
     c = res.confirmed.copy()
+    if params == "pruned":
+        c = _pruned(c, "confirmed", res)
     if "test_loss_mean" not in c:
         raise UserError(f"{res.path / 'confirmed.csv'} has no test_loss_mean column; "
                         + confirm_hint(res.path))
@@ -53,16 +75,16 @@ def confirmed_points(res: Results) -> pd.DataFrame:
     return out.reindex(columns=KEEP)
 
 
-def pareto_table(res: Results, loss: str = "auto") -> pd.DataFrame:
+def pareto_table(res: Results, loss: str = "auto", params: str = "trained") -> pd.DataFrame:
     """Every point with membership columns on_front_{3d,params,time} and on_family_front_*."""
     if loss == "test" and res.confirmed is None:
         raise UserError(f"--loss test needs confirmed.csv in {res.path}; " + confirm_hint(res.path))
     parts = []
     if loss in ("auto", "val"):
         res.require_full()
-        parts.append(search_points(res))
+        parts.append(search_points(res, params))
     if loss == "test" or (loss == "auto" and res.confirmed is not None):
-        parts.append(confirmed_points(res))
+        parts.append(confirmed_points(res, params))
     points = pd.concat(parts, ignore_index=True)
     for col in ("loss", "params", "train_seconds", "loss_std", "seconds_per_epoch"):
         points[col] = pd.to_numeric(points[col], errors="coerce")
@@ -177,7 +199,7 @@ def _legend_handles(families: list[str], has_short: bool):
     return h
 
 
-def plot(points: pd.DataFrame, res: Results, out, xcol: str) -> str:
+def plot(points: pd.DataFrame, res: Results, out, xcol: str, params: str = "trained") -> str:
     sources = [s for s in ("search", "confirmed") if s in set(points["source"])]
     families = sort_families(points["family"])
     fig, axes = plt.subplots(1, len(sources), figsize=(6.5 * len(sources) + 1.5, 4.8), squeeze=False)
@@ -192,20 +214,25 @@ def plot(points: pd.DataFrame, res: Results, out, xcol: str) -> str:
         ax.set_title(what, fontsize=9)
         ax.set_ylabel(LOSS_LABEL[source])
     name = "parameters" if xcol == "params" else "training time"
+    if params == "pruned":
+        name += " (pruned models)"
     fig.suptitle(f"{res.run.get('space', res.path.name)} on {res.run.get('dataset', '?')}: loss vs {name} "
                  f"(lower left is better)")
     fig.legend(handles=_legend_handles(families, bool((~points["full_budget"]).any())), loc="center left",
                bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     fig.tight_layout()
-    path = out / f"pareto_{'params' if xcol == 'params' else 'time'}.png"
+    tag = "_pruned" if params == "pruned" else ""
+    path = out / f"pareto{tag}_{'params' if xcol == 'params' else 'time'}.png"
     save(fig, path)
     return path.name
 
 
-def run(res: Results, out, loss: str = "auto") -> dict:
-    points = pareto_table(res, loss)
-    points.to_csv(out / "pareto.csv", index=False)
+def run(res: Results, out, loss: str = "auto", params: str = "trained") -> dict:
+    """params "pruned": the fronts of the pruned models, in pareto_pruned.csv etc."""
+    tag = "_pruned" if params == "pruned" else ""
+    points = pareto_table(res, loss, params)
+    points.to_csv(out / f"pareto{tag}.csv", index=False)
     hv = hypervolumes(points)
-    hv.to_csv(out / "hypervolume.csv", index=False)
-    figures = [plot(points, res, out, "params"), plot(points, res, out, "train_seconds")]
-    return {"points": points, "hypervolume": hv, "files": ["pareto.csv", "hypervolume.csv", *figures]}
+    hv.to_csv(out / f"hypervolume{tag}.csv", index=False)
+    figures = [plot(points, res, out, "params", params), plot(points, res, out, "train_seconds", params)]
+    return {"points": points, "hypervolume": hv, "files": [f"pareto{tag}.csv", f"hypervolume{tag}.csv", *figures]}

@@ -173,6 +173,14 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
            "Hypervolume in (log10 parameters, loss) against one reference point per source "
            "(1.1 x the largest loss and parameter count among full-budget points); bigger is better.\n", hv_md,
            "Numbers: [pareto.csv](pareto.csv), [hypervolume.csv](hypervolume.csv).\n"]
+    if "pruned_params" in res.results and res.results["pruned_params"].notna().any():
+        pruned = _optional("pruned fronts", lambda: pareto.run(res, out, params="pruned"), notes)
+        if pruned:
+            md += ["### Pareto fronts of the pruned models\n",
+                   "The same trials after pruning (pykan's node and edge thresholds): each point is the pruned "
+                   "model's parameter count and its loss after pruning.\n",
+                   "![pruned: loss vs parameters](pareto_pruned_params.png)\n",
+                   "Numbers: [pareto_pruned.csv](pareto_pruned.csv), [hypervolume_pruned.csv](hypervolume_pruned.csv).\n"]
     rob = _optional("robustness", lambda: robustness.run(res, out, data_dir), notes) \
         if (res.path / "robustness.csv").is_file() else None
     if rob:
