@@ -244,3 +244,21 @@ def test_asha_replayed_on_resume_decides_as_it_would_have(tmp_path):
     from tunekae.search.studies import ArmStudy
     replay_finished(resumed, "a", ArmStudy("a", study, None))
     assert first + run(resumed, range(5, 8)) == whole
+
+
+# ----------------------------------------------------------------------------- what Tune is sent
+def test_tune_sees_the_rungs_the_epoch_after_each_the_last_and_every_non_ok_report():
+    """ASHA (grace 1, factor 4, 30 epochs) decides at epochs 1, 4 and 16: those and the last are
+    sent, and the epoch after each, whose report is where a stopped trial learns it was stopped."""
+    from tunekae.search.scheduler import decision_epochs
+    from tunekae.search.trainable import SearchSpec
+    from tunekae.trial import RunSpec
+    rungs = decision_epochs(30, 1, 4)
+    assert rungs == {1, 4, 16, 30}
+    spec = SearchSpec(RunSpec(input_dim=64, latent_dim=16, epochs=30), {}, "/x", rungs)
+    sent = [e for e in range(1, 31) if spec.must_report({"status": "ok", "epoch": e})]
+    assert sent == [1, 2, 4, 5, 16, 17, 30]
+    assert spec.must_report({"status": "diverged", "epoch": 7}) and spec.must_report({"status": "infeasible"})
+    every = SearchSpec(RunSpec(input_dim=64, latent_dim=16, epochs=30), {}, "/x", None)
+    assert all(every.must_report({"status": "ok", "epoch": e}) for e in range(1, 31))
+    assert decision_epochs(10, 5, 3) == {5, 10} and decision_epochs(3, 5, 3) == {3}

@@ -7,8 +7,9 @@ outside its training seconds. The dataset arrives as an object-store reference a
 once per process. Each epoch's report is appended to the trial's log before Tune sees it (see
 trial_log.py).
 
-Tune is sent the epochs its scheduler decides at, the last one, any report that is not a plain
-'ok' epoch, and otherwise at most one report a second (SearchSpec.report_epochs). Every report
+Tune is sent the epochs its scheduler decides at and the epoch after each (where a stopped trial
+learns it was stopped), the last one, any report that is not a plain 'ok' epoch, and otherwise at
+most one report a second (SearchSpec.report_epochs). Every report
 costs the driver and both cores: on digits, where an epoch takes 5 ms, sending every epoch
 slowed training by half and made reporting, not training, most of a search's wall. The trial log
 keeps every epoch; --tensorboard, --mlflow and --verbose send every epoch to Tune.
@@ -39,8 +40,14 @@ class SearchSpec:
     report_epochs: frozenset[int] | None = None   # the epochs Tune must see; None: every epoch
 
     def must_report(self, metrics: dict) -> bool:
-        return (self.report_epochs is None or metrics.get("status") != "ok" or "epoch" not in metrics
-                or metrics["epoch"] in self.report_epochs or metrics["epoch"] >= self.run.epochs)
+        """The epochs the scheduler decides at, and the epoch after each: a trial learns that Tune
+        stopped it only when its next tune.report raises, so without that report a stopped trial
+        would train on, unseen, until the next rung (and could still be training when Tune ends
+        the search and its process)."""
+        if self.report_epochs is None or metrics.get("status") != "ok" or "epoch" not in metrics:
+            return True
+        epoch = metrics["epoch"]
+        return epoch in self.report_epochs or epoch - 1 in self.report_epochs or epoch >= self.run.epochs
 
 
 REPORT_EVERY_S = 1.0   # between the epochs Tune must see: often enough for a live dashboard
