@@ -481,3 +481,32 @@ def test_pareto_of_pruned_models(cli, results_dir, tmp_path):
 
     code, _, err = cli("pareto", results_dir, "--out", tmp_path / "b", "--params", "pruned")
     assert code == 2 and "pruned_params" in err and "prune=True" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_function_fitting_report_speaks_of_fitting_and_shows_rmse(cli, results_dir, tmp_path):
+    """A regression run (function:NAME) is judged by test MSE and pykan's RMSE, with no image
+    metrics, no reconstructions and no latent size in its protocol."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(results_dir, run)
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "dataset": "function:exp_sin", "input_dim": 2}))
+    results = pd.read_csv(run / "results.csv", dtype={"trial_id": str})
+    results["val_rmse"] = np.sqrt(results["val_loss"])
+    results.to_csv(run / "results.csv", index=False)
+    confirmed = pd.read_csv(run / "confirmed.csv", dtype={"trial_id": str})
+    confirmed["rmse_mean"] = np.sqrt(confirmed["test_loss_mean"])
+    confirmed.to_csv(run / "confirmed.csv", index=False)
+
+    code, _, err = cli("report", run, "--out", tmp_path / "a")
+    assert code == 0, err
+    md = (tmp_path / "a" / "report.md").read_text()
+    assert "which family fits the function best" in md and "reconstructs best" not in md
+    assert "2 input(s), a regression" in md and "latent dim" not in md
+    header = next(line for line in md.splitlines() if line.startswith("| budget | family"))
+    assert "| RMSE |" in header and "after pruning" not in header     # nothing was pruned here
+    assert "kNN acc" not in md and "PSNR" not in md
+    assert "recon skipped" in md and "no images" in md
+    table = pd.read_csv(tmp_path / "a" / "table.csv")
+    best = table.loc[table["loss"].idxmin()]
+    assert np.isclose(best["rmse"], np.sqrt(best["loss"]))

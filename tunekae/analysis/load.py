@@ -38,6 +38,11 @@ class Results:
     def full(self) -> pd.DataFrame:
         return self.results[self.results["full_budget"]]
 
+    @property
+    def regression(self) -> bool:
+        """A function-fitting run (function:NAME): models map x to f(x); there are no images."""
+        return str(self.run.get("dataset", "")).startswith("function:")
+
     def require_full(self) -> pd.DataFrame:
         full = self.full
         if not len(full):

@@ -97,6 +97,8 @@ def _encode_2d(model, x) -> tuple[np.ndarray, str]:
 
 def run(res: Results, out, n: int = 8, data_dir=None, loader=None) -> dict:
     import torch
+    if res.regression:
+        raise UserError(f"{res.run.get('dataset')} is function fitting: there are no images to reconstruct")
     entries = saved_models(res)
     splits = (loader or load_splits)(res.run, data_dir)
     x_test, y_test = splits.test_x.float().cpu(), splits.test_y.cpu().numpy()

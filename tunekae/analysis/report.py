@@ -77,8 +77,10 @@ def protocol(res: Results) -> str:
     asha = run.get("asha")
     asha_txt = (f"grace period {asha.get('grace_period')}, reduction factor {asha.get('reduction_factor')}, "
                 f"max_t {asha.get('max_t')}" if isinstance(asha, dict) else "off (every trial runs every epoch)")
-    lines = [f"- **Dataset:** {run.get('dataset', '?')} (input dim {run.get('input_dim', '?')}, latent dim "
-             f"{run.get('latent_dim', '?')}); splits: {split_txt}. Selection on validation, test only in confirmation.",
+    shape = (f"{run.get('input_dim', '?')} input(s), a regression" if res.regression else
+             f"input dim {run.get('input_dim', '?')}, latent dim {run.get('latent_dim', '?')}")
+    lines = [f"- **Dataset:** {run.get('dataset', '?')} ({shape}); splits: {split_txt}. Selection on validation, "
+             "test only in confirmation.",
              f"- **Budgets (trainable parameters):** {budgets}.",
              f"- **Arms:** {', '.join(sort_families(res.results['family']))} at every budget; "
              f"{run.get('samples_per_arm', '?')} trials per arm (Optuna TPE, one study per arm), "
@@ -150,8 +152,10 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
     run_ = res.run
     title = f"{run_.get('space', res.path.name)} on {run_.get('dataset', '?')}"
     answer = answer_sentences(cmp["table"] if cmp else None, tab["table"], alpha)
+    best_at = ("which family fits the function best (test MSE of f(x))" if res.regression
+               else "which autoencoder family reconstructs best")
     md = [f"# {title}\n", "## Question\n", f"{run_.get('description') or 'not recorded'} — at the same parameter "
-          "budget and the same tuning effort, which autoencoder family reconstructs best, and at what cost in time?\n",
+          f"budget and the same tuning effort, {best_at}, and at what cost in time?\n",
           "## Answer\n", answer + "\n",
           "## Protocol\n", protocol(res), "## Results\n", tab["markdown"], "Numbers: [table.csv](table.csv).\n"]
     if cmp:

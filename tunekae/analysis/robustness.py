@@ -24,7 +24,7 @@ def read(res: Results) -> pd.DataFrame:
 def run(res: Results, out, data_dir=None, loader=None) -> dict:
     table = read(res)
     files = [_curves(res, table, out)]
-    if res.run.get("dataset") and not str(res.run["dataset"]).startswith("function:"):
+    if res.run.get("dataset") and not res.regression:
         grid = _grid(res, out, data_dir, loader)
         if grid:
             files.append(grid)

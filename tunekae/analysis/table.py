@@ -14,7 +14,16 @@ from ..errors import UserError
 from .load import Results
 from .style import fmt_loss, fmt_metric, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
 
-METRICS = ["knn_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse", "psnr"]
+AE_METRICS = ["knn_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse", "psnr"]
+REGRESSION_METRICS = ["rmse", "pruned_params"]   # pykan reports RMSE; pruned size where a space prunes
+
+
+def metrics_for(res: Results) -> list[str]:
+    """The metrics a table shows beside the loss: what the task records."""
+    if not res.regression:
+        return AE_METRICS
+    pruned = "pruned_params" in res.results and res.results["pruned_params"].notna().any()
+    return REGRESSION_METRICS if pruned else REGRESSION_METRICS[:1]
 HP_ORDER = ["order", "grid", "hidden_activation", "latent_activation", "output_activation", "optimizer", "lr",
             "batch_size", "weight_decay", "beta", "derp_lambda", "derp_probes", "mmd_lambda", "lamb",
             "lamb_entropy", "kan_reg", "init", "dropout", "latent_l1", "noise", "noise_level"]
@@ -59,12 +68,13 @@ def key_hyperparameters(row: pd.Series) -> str:
 
 def results_table(res: Results, select: str = "val") -> tuple[pd.DataFrame, str]:
     """(numeric table, heading). Rows sorted by budget, then loss."""
+    metrics = metrics_for(res)
     if res.confirmed is not None and "test_loss_mean" in res.confirmed:
         best = best_confirmed(res, select)
         rows = [{"source": "confirmed test", "loss": r.get("test_loss_mean"), "loss_std": r.get("test_loss_std"),
                  "n": r.get("n"), "seconds_per_epoch": r.get("seconds_per_epoch_mean"),
                  "train_seconds": r.get("train_seconds_mean"),
-                 **{m: r.get(f"{m}_mean") for m in METRICS}, **_ids(r)} for _, r in best.iterrows()]
+                 **{m: r.get(f"{m}_mean") for m in metrics}, **_ids(r)} for _, r in best.iterrows()]
         seeds = int(pd.to_numeric(best["n"], errors="coerce").max()) if "n" in best and len(best) else 0
         rule = "lowest test loss" if select == "test" else "best validation rank"
         heading = (f"Confirmed test results: each arm's best configuration ({rule}), mean ± std over "
@@ -73,7 +83,8 @@ def results_table(res: Results, select: str = "val") -> tuple[pd.DataFrame, str]
         best = best_search(res)
         rows = [{"source": "search validation", "loss": r.get("val_loss"), "loss_std": np.nan, "n": 1,
                  "seconds_per_epoch": r.get("seconds_per_epoch"), "train_seconds": r.get("train_seconds"),
-                 **{m: r.get(f"val_{m}") for m in METRICS}, **_ids(r)} for _, r in best.iterrows()]
+                 **{m: r.get(m if m == "pruned_params" else f"val_{m}") for m in metrics}, **_ids(r)}
+                for _, r in best.iterrows()]
         heading = ("VALIDATION results of each arm's best full-budget search trial (single runs; no "
                    f"confirmed.csv, so no test results: run `python -m tunekae confirm {shlex.quote(str(res.path))}`)")
     if not rows:
@@ -83,7 +94,7 @@ def results_table(res: Results, select: str = "val") -> tuple[pd.DataFrame, str]
     order = {f: i for i, f in enumerate(sort_families(table["family"]))}
     table = table.assign(_f=table["family"].map(order)).sort_values(["budget", "loss", "_f"]).drop(columns="_f")
     cols = ["budget", "budget_label", "family", "arm", "trial_id", "rank", "hyperparameters", "params", "loss",
-            "loss_std", "n", "seconds_per_epoch", "train_seconds", *METRICS, "source"]
+            "loss_std", "n", "seconds_per_epoch", "train_seconds", *metrics, "source"]
     return table.reindex(columns=cols).reset_index(drop=True), heading
 
 
@@ -93,7 +104,7 @@ def _ids(r: pd.Series) -> dict:
             "params": r.get("params"), "hyperparameters": key_hyperparameters(r)}
 
 
-def to_markdown(table: pd.DataFrame, heading: str, confirmed: bool) -> str:
+def to_markdown(table: pd.DataFrame, heading: str, confirmed: bool, metrics: list[str] = AE_METRICS) -> str:
     loss_name = "test MSE (mean ± std)" if confirmed else "val MSE"
     pre = "" if confirmed else "val "
     shown = pd.DataFrame({
@@ -102,20 +113,21 @@ def to_markdown(table: pd.DataFrame, heading: str, confirmed: bool) -> str:
         "params": table["params"].map(fmt_params),
         "loss": [fmt_pm(m, s) for m, s in zip(table["loss"], table["loss_std"])],
         "spe": table["seconds_per_epoch"].map(fmt_seconds),
-        **{m: table[m].map(fmt_loss if "denoise" in m else fmt_metric) for m in METRICS}})
+        **{m: table[m].map(fmt_params if m == "pruned_params" else fmt_loss if "denoise" in m or m == "rmse"
+                           else fmt_metric) for m in metrics}})
     columns = {"budget": "budget", "family": "family", "hyperparameters": "key hyperparameters",
                "params": "params", "loss": loss_name, "spe": "train time (s/epoch)",
                "knn_acc": f"{pre}kNN acc", "recall_at_5": f"{pre}recall@5",
                "denoise_sp_mse": f"{pre}denoise s&p MSE", "denoise_gauss_mse": f"{pre}denoise gauss MSE",
-               "psnr": f"{pre}PSNR (dB)"}
-    return f"### {heading}\n\n" + markdown_table(shown, columns)
+               "psnr": f"{pre}PSNR (dB)", "rmse": f"{pre}RMSE", "pruned_params": "params after pruning"}
+    return f"### {heading}\n\n" + markdown_table(shown, {k: v for k, v in columns.items() if k in shown})
 
 
 def run(res: Results, out, select: str = "val") -> dict:
     table, heading = results_table(res, select)
     confirmed = bool(len(table)) and table["source"].iloc[0] == "confirmed test"
     table.to_csv(out / "table.csv", index=False)
-    md = to_markdown(table, heading, confirmed)
+    md = to_markdown(table, heading, confirmed, metrics_for(res))
     (out / "table.md").write_text(md)
     return {"table": table, "heading": heading, "markdown": md, "confirmed": confirmed,
             "files": ["table.md", "table.csv"]}
