@@ -510,3 +510,33 @@ def test_a_function_fitting_report_speaks_of_fitting_and_shows_rmse(cli, results
     table = pd.read_csv(tmp_path / "a" / "table.csv")
     best = table.loc[table["loss"].idxmin()]
     assert np.isclose(best["rmse"], np.sqrt(best["loss"]))
+
+
+def test_a_one_family_study_reports_what_each_hyperparameter_value_does(cli, results_dir, tmp_path):
+    """A search of one family is a hyperparameter study: its report gives, per sampled value, the
+    full-budget trials that used it and their median and best validation loss, as computed here
+    by hand; stopped-early trials and ranges of many values (lr) are left out."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(results_dir, run)
+    results = pd.read_csv(run / "results.csv", dtype={"trial_id": str})
+    results = results[results["family"] == "mlp"]
+    results.to_csv(run / "results.csv", index=False)
+    for name in ("confirmed.csv", "confirmed_runs.csv"):
+        table = pd.read_csv(run / name, dtype={"trial_id": str})
+        table[table["family"] == "mlp"].to_csv(run / name, index=False)
+    meta = json.loads((run / "run.json").read_text())
+    meta["arms"] = [a for a in meta["arms"] if a["family"] == "mlp"]
+    (run / "run.json").write_text(json.dumps(meta))
+
+    code, _, err = cli("report", run, "--out", tmp_path / "a")
+    assert code == 0, err
+    assert "What each hyperparameter does" in (tmp_path / "a" / "report.md").read_text()
+    got = pd.read_csv(tmp_path / "a" / "marginals.csv")
+    assert set(got["hyperparameter"]) == {"batch_size"}          # lr: a range, a value per trial
+    full = results[(results["status"] == "ok") & ~results["stopped_early"]]
+    for (arm, size), used in full.groupby(["arm", "hp_batch_size"]):
+        row = got[(got["arm"] == arm) & (got["value"] == size)].iloc[0]
+        assert row["trials"] == len(used)
+        assert np.isclose(row["median_val_loss"], used["val_loss"].median())
+        assert np.isclose(row["best_val_loss"], used["val_loss"].min())

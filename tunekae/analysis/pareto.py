@@ -212,7 +212,7 @@ def plot(points: pd.DataFrame, res: Results, out, xcol: str, params: str = "trai
         if n_above:
             what += f"; {n_above} off scale above (triangles)"
         ax.set_title(what, fontsize=9)
-        ax.set_ylabel(LOSS_LABEL[source])
+        ax.set_ylabel(LOSS_LABEL[source].replace("per pixel", "of f(x)") if res.regression else LOSS_LABEL[source])
     name = "parameters" if xcol == "params" else "training time"
     if params == "pruned":
         name += " (pruned models)"

@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import UserError
 from ..provenance import describe
 from ..status import COLLAPSE_MARGIN
-from . import axes, compare, importance, pareto, recipe, recon, robustness, table
+from . import axes, compare, importance, pareto, recipe, recon, robustness, sweep, table
 from .load import Results
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
 
@@ -163,6 +163,10 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
     changed = previous_changes(res, out, previous, select, alpha, why) if previous else None
     if changed:
         md += [changed["markdown"], "Numbers: [changes.csv](changes.csv).\n"]
+    if res.results["family"].nunique() == 1:   # a hyperparameter study: what the values do
+        swp = _optional("marginals", lambda: sweep.run(res, out), notes)
+        if swp:
+            md += [swp["markdown"], "Numbers: [marginals.csv](marginals.csv).\n"]
     rcp = _optional("recipe", lambda: recipe.run(res, out), notes)
     if rcp:
         md += [rcp["markdown"], "Numbers: [recipe.csv](recipe.csv).\n"]
@@ -189,8 +193,9 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         if (res.path / "robustness.csv").is_file() else None
     if rob:
         md += ["### Robustness to corrupted inputs\n",
-               "Reconstruction MSE against the clean test image as the corruption grows (each confirmed "
-               "configuration's saved model).\n"] + [f"![{f}]({f})\n" for f in rob["files"]]
+               ("Test MSE of f(x) as the inputs' corruption grows" if res.regression else
+                "Reconstruction MSE against the clean test image as the corruption grows")
+               + " (each confirmed configuration's saved model).\n"] + [f"![{f}]({f})\n" for f in rob["files"]]
     ax = _optional("axes", lambda: axes.run(res, out), notes)
     if ax and ax["files"]:
         md += ["### Loss against latent size and training-set size\n",
