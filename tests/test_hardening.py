@@ -142,3 +142,25 @@ def test_trials_left_out_and_an_interrupted_confirm_are_said(tmp_path, capsys):
     (d / "confirmed_runs.csv").unlink()
     assert analysis(["pareto", str(d), "--loss", "test"]) == 2
     assert f"python -m tunekae confirm '{d}'" in capsys.readouterr().err       # shell-quoted
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_ctrl_c_offers_a_resume_only_when_there_is_something_to_resume(run_cli, tmp_path, monkeypatch, written):
+    """Ctrl-C while Ray starts leaves nothing behind, and `--resume` would fail there: the line
+    says nothing was written. Once run.json exists, it gives the resume command."""
+    import tunekae.search as search
+
+    def interrupted(space, contexts, splits, opts, output, meta, resume):
+        if written:
+            output.mkdir(parents=True)
+            (output / "run.json").write_text(json.dumps(meta))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(search, "run_search", interrupted)
+    out = tmp_path / "run"
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--budgets", "1x", "--samples", 1, "--epochs", 1,
+                           "--output", out)
+    assert code == 130
+    if written:
+        assert f"continue with: python -m tunekae search --output {out} --resume" in err, err
+    else:
+        assert "nothing was written" in err and "--resume" not in err and not out.exists(), err

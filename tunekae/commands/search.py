@@ -288,7 +288,10 @@ def run(args) -> int:
         run_search(space, contexts, splits, opts, output, meta, resume=args.resume)
     except KeyboardInterrupt:
         shutdown()
-        print(f"tunekae search: interrupted; continue with: {resume_command(output)}", file=sys.stderr)
+        if (output / "run.json").exists():
+            print(f"tunekae search: interrupted; continue with: {resume_command(output)}", file=sys.stderr)
+        else:   # stopped while Ray started: there is nothing to resume
+            print("tunekae search: interrupted before the search began; nothing was written", file=sys.stderr)
         return 130
     except Exception as e:   # noqa: BLE001 - only a full disk is the user's to fix; the rest is re-raised
         full = disk_full(e)
