@@ -164,3 +164,16 @@ def test_ctrl_c_offers_a_resume_only_when_there_is_something_to_resume(run_cli, 
         assert f"continue with: python -m tunekae search --output {out} --resume" in err, err
     else:
         assert "nothing was written" in err and "--resume" not in err and not out.exists(), err
+
+
+def test_spaces_and_search_agree_on_a_budget_no_arm_fits_and_read_big_numbers(run_cli, tmp_path):
+    """`spaces --budgets 4` refuses the budget as `search` does (it once called the trials
+    'recorded as infeasible'); 1e12 is a number, far above what any arm reaches, not 'not a number'."""
+    for argv in (["spaces", "kae_vs_mlp", "--budgets", "4"],
+                 ["search", "--space", "kae_vs_mlp", "--budgets", "4", "--output", tmp_path / "a"]):
+        code, _, err = run_cli(*argv)
+        assert code == 2 and "budget 4 = 4 parameters: no arm of kae_vs_mlp can be built" in err, err
+        assert "recorded as infeasible" not in err
+    code, _, err = run_cli("search", "--space", "kae_vs_mlp", "--budgets", "1e12", "--output", tmp_path / "b")
+    assert code == 2 and "budget 1e12 = 1,000,000,000,000 parameters" in err and "not a number" not in err, err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
