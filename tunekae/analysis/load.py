@@ -43,6 +43,11 @@ class Results:
         """A function-fitting run (function:NAME): models map x to f(x); there are no images."""
         return str(self.run.get("dataset", "")).startswith("function:")
 
+    @property
+    def pruned(self) -> bool:
+        """Some trial recorded what pruning kept (spaces that set prune=True)."""
+        return "pruned_params" in self.results and bool(self.results["pruned_params"].notna().any())
+
     def require_full(self) -> pd.DataFrame:
         full = self.full
         if not len(full):

@@ -181,7 +181,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
            "Hypervolume in (log10 parameters, loss) against one reference point per source "
            "(1.1 x the largest loss and parameter count among full-budget points); bigger is better.\n", hv_md,
            "Numbers: [pareto.csv](pareto.csv), [hypervolume.csv](hypervolume.csv).\n"]
-    if "pruned_params" in res.results and res.results["pruned_params"].notna().any():
+    if res.pruned:
         pruned = _optional("pruned fronts", lambda: pareto.run(res, out, params="pruned"), notes)
         if pruned:
             md += ["### Pareto fronts of the pruned models\n",

@@ -22,8 +22,9 @@ def metrics_for(res: Results) -> list[str]:
     """The metrics a table shows beside the loss: what the task records."""
     if not res.regression:
         return AE_METRICS
-    pruned = "pruned_params" in res.results and res.results["pruned_params"].notna().any()
-    return REGRESSION_METRICS if pruned else REGRESSION_METRICS[:1]
+    return REGRESSION_METRICS if res.pruned else REGRESSION_METRICS[:1]
+
+
 HP_ORDER = ["order", "grid", "hidden_activation", "latent_activation", "output_activation", "optimizer", "lr",
             "batch_size", "weight_decay", "beta", "derp_lambda", "derp_probes", "mmd_lambda", "lamb",
             "lamb_entropy", "kan_reg", "init", "dropout", "latent_l1", "noise", "noise_level"]
