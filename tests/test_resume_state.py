@@ -262,3 +262,16 @@ def test_tune_sees_the_rungs_the_epoch_after_each_the_last_and_every_non_ok_repo
     every = SearchSpec(RunSpec(input_dim=64, latent_dim=16, epochs=30), {}, "/x", None)
     assert all(every.must_report({"status": "ok", "epoch": e}) for e in range(1, 31))
     assert decision_epochs(10, 5, 3) == {5, 10} and decision_epochs(3, 5, 3) == {3}
+
+
+def test_a_trial_log_on_a_full_disk_ends_the_record_not_the_trial(tmp_path):
+    """/dev/full answers every write with ENOSPC: the trial goes on (append raises nothing) and the
+    record ends there (the file is closed; later reports are not attempted)."""
+    (tmp_path / "3.jsonl").symlink_to("/dev/full")
+    log = TrialLog(tmp_path, 3, EPOCHS)
+    log.restart()
+    assert log._file is not None
+    for epoch in range(1, EPOCHS + 1):
+        log.append({"status": "ok", "epoch": epoch, "epochs_completed": epoch, "val_loss": 0.1})
+        assert log._file is None
+    log.close()

@@ -60,14 +60,25 @@ class TrialLog:
             self._file = None
 
     def append(self, report: dict) -> None:
+        """A write that fails (a full disk) ends the record, not the trial: the trial reports on to
+        Tune, and if the driver then records its end, nothing is lost; if the disk stops the driver
+        too, the search ends with one line and the resume trains this trial again (its log holds no
+        final report). Said nowhere here: a trial process's print would reach the user as lines
+        of Ray's log forwarding around the search's one-line error."""
         if self._file is None:
             return
-        self._file.write(json.dumps(report, default=_plain) + "\n")
-        self._file.flush()   # in the OS's hands now: a killed process loses nothing written
+        try:
+            self._file.write(json.dumps(report, default=_plain) + "\n")
+            self._file.flush()   # in the OS's hands now: a killed process loses nothing written
+        except OSError:
+            self.close()
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()   # flushes: may meet the full disk again
+            except OSError:
+                pass
             self._file = None
 
 
