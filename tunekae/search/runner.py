@@ -37,7 +37,7 @@ from .ctrl_c import CtrlC
 from .disk_full import quiet_disk_full
 from .progress import Progress
 from .ray_address import token_auth_on
-from .scheduler import ArmScheduler, decision_epochs
+from .scheduler import ArmScheduler
 from .searcher import ArmPlan, ArmSearcher
 from .studies import FINISHED_STATES, open_storage, open_studies
 from .trainable import SearchSpec, trainable
@@ -182,9 +182,9 @@ def _train(space, plans: list[ArmPlan], splits, opts: SearchOptions, output: Pat
                   epochs=opts.epochs,
                   tolerance=space.tolerance, seed=opts.seed, threads=max(1, int(opts.cpus_per_trial)),
                   device="cuda" if per["gpu"] else "cpu")
-    spec = SearchSpec(run, {p.key: p.ctx.spec() for p in plans}, str(output.resolve()), _epochs_tune_sees(space, opts))
     scheduler = ArmScheduler([p.key for p in plans], opts.epochs, space.grace_period, space.reduction_factor,
                              asha=opts.asha)
+    spec = SearchSpec(run, {p.key: p.ctx.spec() for p in plans}, str(output.resolve()), _epochs_tune_sees(scheduler, opts))
     for plan in plans:
         replay_finished(scheduler, plan.key, plan.study)
     searcher = ArmSearcher(plans, opts.seed, opts.epochs, scheduler.stopped_early)
@@ -213,14 +213,12 @@ def _train(space, plans: list[ArmPlan], splits, opts: SearchOptions, output: Pat
         raise KeyboardInterrupt   # the caller says how to resume
 
 
-def _epochs_tune_sees(space, opts: SearchOptions) -> frozenset[int] | None:
+def _epochs_tune_sees(scheduler: ArmScheduler, opts: SearchOptions) -> frozenset[int] | None:
     """SearchSpec.report_epochs: the epochs the scheduler decides at; None (every epoch) where a
     callback draws learning curves or Tune's own output is asked for."""
     if opts.tensorboard or opts.mlflow or opts.verbose:
         return None
-    if not opts.asha:
-        return frozenset({opts.epochs})
-    return decision_epochs(opts.epochs, space.grace_period, space.reduction_factor)
+    return scheduler.decision_epochs()
 
 
 def replay_finished(scheduler: ArmScheduler, key: str, study) -> None:

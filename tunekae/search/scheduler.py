@@ -13,7 +13,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from .trial_log import ARM
 
-TIME_ATTR = "epoch"   # the reported epoch: one report per epoch, and a replayed report keeps its epoch
+TIME_ATTR = "epoch"   # the reported epoch (not Tune's report count: reports skip epochs; a replay keeps them)
 METRIC, MODE = "val_loss", "min"
 
 
@@ -35,7 +35,15 @@ class ArmScheduler(FIFOScheduler):
                                       grace_period=min(grace_period, epochs), reduction_factor=reduction_factor)
                      for k in keys} if asha else {}
         self.epochs = epochs
+        self.grace_period, self.reduction_factor = min(grace_period, epochs), reduction_factor
         self._stopped_early: set[str] = set()
+
+    def decision_epochs(self) -> frozenset[int]:
+        """The epochs at which this scheduler may stop a trial, and the last (only the last without
+        ASHA: nothing is decided before it)."""
+        if not self.asha:
+            return frozenset({self.epochs})
+        return decision_epochs(self.epochs, self.grace_period, self.reduction_factor)
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         """Tune's check that the experiment's metric is the scheduler's: it is validation loss."""

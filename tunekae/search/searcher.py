@@ -73,8 +73,8 @@ class ArmSearcher(Searcher):
             self.live[trial_id] = (rerun.key, number)
             return config
         n = len(self.order)
-        plan = next((self.plans[self.order[(self.turn + i) % n]] for i in range(n)
-                     if self.plans[self.order[(self.turn + i) % n]].has_work()), None)
+        ring = (self.plans[self.order[(self.turn + i) % n]] for i in range(n))   # this arm's turn first
+        plan = next((p for p in ring if p.has_work()), None)
         if plan is None:
             return Searcher.FINISHED
         self.turn = (self.order.index(plan.key) + 1) % n   # round-robin: the next arm goes next

@@ -77,9 +77,10 @@ def trainable(config: dict, data: list = None, spec: SearchSpec = None):
         tune.report(finished)
         return
     splits = subset_train(_splits(data[0]), arm.train_size, run.seed)
-    torch.set_num_threads(max(1, run.threads or 1))   # this trial's CPU share, never more
+    threads = max(1, run.threads or 1)
+    torch.set_num_threads(threads)   # this trial's CPU share, never more
     if spec.output not in _WARM:
-        warm_up(splits, run.latent_dim, max(1, run.threads or 1), device=run.device)
+        warm_up(splits, run.latent_dim, threads, device=run.device)
         _WARM.add(spec.output)
     params = {k: v for k, v in config.items() if k not in (ARM, STUDY_TRIAL)}
     # 1 + the Optuna number: the seeds trials had when Tune's 1-based trial index seeded them
