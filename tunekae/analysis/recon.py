@@ -22,18 +22,11 @@ def load_splits(run: dict, data_dir=None):
 
 
 def load_model(path: Path):
-    import torch
-
-    from ..models import ModelConfig, build_model
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = ModelConfig.from_dict(payload["model_config"])
-        model = build_model(cfg)
-        model.load_state_dict(payload["state_dict"])
-    except Exception as e:  # a truncated or foreign file: the user re-runs confirm
-        raise UserError(f"{path} is not a loadable tunekae model ({type(e).__name__}: {e}); "
-                        f"re-run `python -m tunekae confirm`") from None
-    return model.eval(), cfg
+    """(model in eval mode, its ModelConfig) of a confirm's models/*.pt."""
+    from ..models import ModelConfig
+    from ..robustness import load_payload
+    model, payload = load_payload(path)
+    return model, ModelConfig.from_dict(payload["model_config"])
 
 
 def saved_models(res: Results) -> list[dict]:
