@@ -12,7 +12,7 @@ from tunekae.data import load_dataset
 from tunekae.models import ModelConfig, build_model
 
 COMMON = {"test_loss", "psnr", "knn_acc", "linear_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse",
-          "label_agreement", "class_sep"}
+          "label_agreement", "class_sep", "silhouette"}
 POSTERIOR = {"kl", "active_units", "ks_distance"}
 
 
@@ -96,6 +96,24 @@ def test_class_separation_hand_computed():
     assert math.isnan(M.class_separation(codes, np.zeros(4)))
 
 
+def test_silhouette_hand_computed():
+    codes = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    # Every point: a = 1 (its class mate), b = (10 + sqrt(101)) / 2 (the other class); s = 1 - a/b.
+    expected = 1 - 1 / ((10 + math.sqrt(101)) / 2)
+    assert M.silhouette(codes, np.array([0, 0, 1, 1])) == pytest.approx(expected, rel=1e-12)
+    assert M.silhouette(torch.tensor(codes), torch.tensor([0, 0, 1, 1])) == pytest.approx(expected, rel=1e-12)
+    assert math.isnan(M.silhouette(codes, np.zeros(4)))                       # one class
+    assert math.isnan(M.silhouette(codes, np.arange(4)))                      # one class per point
+    assert math.isnan(M.silhouette(np.array([[0.0], [np.nan], [1.0], [2.0]]), np.array([0, 0, 1, 1])))
+    # A sample bounds the cost: seeded, so repeatable, and near the score on every point.
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 750)
+    many = rng.normal(size=(3000, 16)) + 3 * y[:, None]
+    sampled = M.silhouette(many, y, sample_size=500, seed=1)
+    assert sampled == M.silhouette(many, y, sample_size=500, seed=1)
+    assert sampled == pytest.approx(M.silhouette(many, y, sample_size=None), abs=0.03)
+
+
 def test_ks_distance_small_for_standard_normal_large_for_shifted():
     rng = np.random.default_rng(0)
     assert M.ks_distance(rng.standard_normal((5000, 4))) < 0.05
@@ -175,6 +193,7 @@ def test_evaluate_end_to_end_on_digits(digits, variant):
     assert model.training                      # mode restored
     assert 0 < out["val_loss"] < 0.2 and out["psnr"] == pytest.approx(M.psnr(out["val_loss"]))
     assert 0.3 < out["knn_acc"] <= 1 and 0 < out["recall_at_5"] <= 1 and out["class_sep"] > 0
+    assert -1 <= out["silhouette"] <= 1
     assert out == M.evaluate(model, digits, split="val", seed=0)              # seeded: repeatable
     if variant == "vae":
         assert 0 <= out["active_units"] <= 8 and out["kl"] >= 0 and 0 <= out["ks_distance"] <= 1

@@ -13,6 +13,8 @@
     denoise_own_mse   a denoising AE only: the same at the corruption it was trained with
     label_agreement   a fixed pixel classifier gives the reconstruction the original's label
     class_sep         mean distance between class centroids / mean distance to own centroid
+    silhouette        scikit-learn's silhouette score of the codes by class, on SILHOUETTE_SAMPLE
+                      seeded codes (10,000 x 16 codes: about 0.1 s on 2 CPU cores; all 10,000, 3 s)
     kl, active_units, ks_distance   VAE family only (models with a posterior)
     rmse              regression (function:NAME) only, with {split}_loss: sqrt of the MSE, as pykan reports
     mean_image_mse    the baseline: MSE of predicting the training set's mean image for every x
@@ -34,6 +36,7 @@ from .status import COLLAPSE_MARGIN
 BATCH = 4096
 NOISE_LEVEL = 0.1        # salt-and-pepper rate (u < 0.05 -> 0, u > 0.95 -> 1) and gaussian sigma
 RECALL_PER_CLASS = 200
+SILHOUETTE_SAMPLE = 2000  # its pairwise distances are O(n^2): a seeded sample bounds the cost
 REFERENCE_SEED = 0       # the pixel classifier is the same for every model, trial and seed
 _REFERENCE_CACHE: dict[tuple, object] = {}
 
@@ -202,6 +205,23 @@ def class_separation(codes, labels) -> float:
     return float(between / within)
 
 
+def silhouette(codes, labels, sample_size: int | None = SILHOUETTE_SAMPLE, seed: int = 0) -> float:
+    """scikit-learn's silhouette score (Euclidean) of the codes grouped by label, the mean over
+    points of (b - a) / max(a, b) with a the mean distance to the own class and b to the nearest
+    other class, on at most `sample_size` codes drawn with `seed` (None: all). In [-1, 1], higher
+    is better; NaN with fewer than 2 classes in the sample, one class per point, or non-finite codes."""
+    from sklearn.metrics import silhouette_score
+    codes, labels = _np(codes).astype(np.float64), _np(labels)
+    # the sample is drawn here rather than by silhouette_score(sample_size=...), so that its
+    # class count can be checked before scikit-learn raises on it
+    idx = subsample(len(codes), sample_size, seed) if sample_size else np.arange(len(codes))
+    codes, labels = codes[idx], labels[idx]
+    n_classes = len(np.unique(labels))
+    if not 2 <= n_classes < len(codes) or not np.isfinite(codes).all():
+        return math.nan
+    return float(silhouette_score(codes, labels, metric="euclidean"))
+
+
 def kl_per_sample(mu, logvar) -> float:
     """KL(q(z|x) || N(0, I)) in nats per sample, averaged over samples."""
     mu, logvar = torch.as_tensor(mu).double(), torch.as_tensor(logvar).double()
@@ -272,6 +292,7 @@ def _evaluate(model, splits, x, y, split, seed, max_train, device) -> dict[str, 
     else:
         out["label_agreement"] = nan
     out["class_sep"] = class_separation(codes, y) if latent_ok else nan
+    out["silhouette"] = silhouette(codes, y, seed=seed) if latent_ok else nan
     if has_posterior(model):
         mu, logvar = batched(model.posterior, x, device)
         ok = _finite(mu, logvar)
