@@ -562,3 +562,65 @@ def test_latent_and_training_size_axes_are_arms_of_their_own(run_cli, tmp_path):
                        (["--train-sizes", "lots"], "a training-set size is a whole number of images or 'full'")):
         code, _, err = run_cli("search", "--space", "kae_vs_mlp", *argv, "--output", tmp_path / "bad")
         assert code == 2 and says in err and not (tmp_path / "bad").exists(), err
+
+
+def _selection_space(tmp_path, fields: str):
+    path = tmp_path / "space.py"
+    path.write_text(f'''
+from tunekae.spaces import Space
+from search_spaces._arms import VAES
+SPACE = Space(name="sel", description="selection", arms=VAES[:1], latent_dim=8, budgets=["4x"],
+              samples_per_arm=6, epochs=4, {fields})
+''')
+    return path
+
+
+def test_a_search_selects_on_the_spaces_metric_every_epoch(run_cli, tmp_path):
+    """Space(metric="val_objective"): every epoch reports the variant's loss terms, ASHA and Optuna
+    rank by the objective, and the arm's best and confirm's picks are the lowest objective."""
+    from tunekae.confirm import pick_top
+    from tunekae.selection import Selection
+    out_dir = tmp_path / "obj"
+    code, out, err = run_cli("search", "--space", _selection_space(tmp_path, 'metric="val_objective"'),
+                             "--grace-period", 1, "--reduction-factor", 2, "--output", out_dir)
+    assert code == 0, err
+    meta = json.loads((out_dir / "run.json").read_text())
+    assert meta["selection"] == {"objectives": [["val_objective", "min"]]}
+    results = pd.read_csv(out_dir / "results.csv")
+    full = results[results["status"].isin(["ok", "collapsed"]) & (results["epochs_completed"] == 4)]
+    ok = full[full["status"] == "ok"] if (full["status"] == "ok").any() else full
+    best = ok.loc[ok["val_objective"].idxmin()]
+    summary = meta["summary"][best["arm"]]
+    assert summary["best_trial"] == best["trial_id"] and summary["best_val_objective"] == best["val_objective"]
+    assert "best val_objective" in out
+    picks = pick_top(results, 3, Selection.from_dict(meta["selection"]))
+    assert picks["trial_id"].iloc[0] == best["trial_id"]
+    # the loss terms, every epoch, in the trial logs; Optuna's learning curves are the objective
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out_dir / "studies.journal")))
+    study = optuna.load_study(study_name=best["arm"], storage=storage)
+    for t in study.trials:
+        log = [json.loads(line) for line in (out_dir / "trial_logs" / best["arm"] / f"{t.number}.jsonl").open()]
+        epochs = [r for r in log if "epoch" in r]
+        assert all({"train_kl", "train_objective", "val_kl", "val_objective"} <= set(r) for r in epochs)
+        by_epoch = {r["epoch"]: r["val_objective"] for r in epochs}
+        assert t.intermediate_values and all(by_epoch[e] == v for e, v in t.intermediate_values.items())
+
+
+def test_two_objectives_search_without_asha_and_keep_the_pareto_set(run_cli, tmp_path):
+    out_dir = tmp_path / "two"
+    code, out, err = run_cli("search", "--space", _selection_space(
+        tmp_path, 'objectives=[("val_loss", "min"), ("val_kl", "min")]'), "--output", out_dir, "--quiet")
+    assert code == 0, err
+    results = pd.read_csv(out_dir / "results.csv")
+    assert (results["epochs_completed"] == 4).all()          # FIFO: ASHA ranks by one number
+    done = results[results["status"].isin(["ok", "collapsed"])]
+    points = list(zip(done["val_loss"], done["val_kl"]))
+
+    def dominated(p):
+        return any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)
+    assert list(done["pareto_optimal"]) == [not dominated(p) for p in points]   # the non-dominated trials
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out_dir / "studies.journal")))
+    study = optuna.load_study(study_name=results["arm"].iloc[0], storage=storage)
+    assert len(study.directions) == 2
+    n = int(done["pareto_optimal"].sum())
+    assert n >= 1 and f"Pareto set of {n}" in out

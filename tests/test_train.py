@@ -387,3 +387,42 @@ def test_a_denoiser_is_validated_on_noisy_inputs_against_the_clean_ones():
     noisy = corrupt(splits.val_x, "gaussian", 0.6, torch.Generator().manual_seed(_VAL_NOISE_SEED))
     assert r.val_loss == pytest.approx(reconstruction_loss(r.model, noisy, splits.val_x), rel=1e-6)
     assert r.val_loss > reconstruction_loss(r.model, splits.val_x) * 1.01   # harder than the clean inputs
+
+
+@pytest.mark.parametrize("variant,extra", [("vae", {"kl"}), ("beta_vae", {"kl"}), ("derp_vae", {"kl", "ks"}),
+                                           ("wae_mmd", {"mmd"}), ("ae", set())])
+def test_each_epoch_reports_the_variants_own_terms_on_validation(variant, extra):
+    splits = low_rank_splits(n=256)
+    reports = []
+    r = train_model(small_cfg("linear", variant, beta=2.0), splits, tcfg(epochs=3), on_epoch=reports.append)
+    assert r.status == "ok"
+    for rep in reports:
+        if not extra:     # the objective on val is the reconstruction: nothing else to compute
+            assert rep.val_terms == {}
+            continue
+        assert set(rep.val_terms) == extra | {"loss"}
+        # known answer: the objective is the reconstruction of the posterior mean (val_loss)
+        # plus each term at its weight
+        weights = r.model.weighted_terms()
+        expected = rep.val_loss + sum(weights[k] * rep.val_terms[k] for k in extra)
+        assert rep.val_terms["loss"] == pytest.approx(expected, rel=1e-5)
+    if "kl" in extra:     # the same KL per sample as the final metrics compute from the posterior
+        from tunekae.metrics import kl_per_sample
+        with torch.no_grad():
+            mu, logvar = r.model.eval().posterior(splits.val_x)
+        assert reports[-1].val_terms["kl"] == pytest.approx(kl_per_sample(mu, logvar), rel=1e-5)
+
+
+def test_validation_terms_do_not_move_the_training_rng():
+    """The WAE's prior samples on val come from a forked RNG: training's draws are the same with
+    or without them, and the same val gives the same mmd every epoch."""
+    from tunekae.train import validation_terms
+    splits = low_rank_splits(n=128)
+    model = build_model(small_cfg("linear", "wae_mmd"))
+    torch.manual_seed(1)
+    without = torch.rand(3)
+    torch.manual_seed(1)
+    first = validation_terms(model, splits.val_x, splits.val_x)
+    with_terms = torch.rand(3)
+    assert torch.equal(without, with_terms)
+    assert validation_terms(model, splits.val_x, splits.val_x) == first and first["mmd"] != 0

@@ -20,11 +20,14 @@ SUMMARY = ["test_loss", "rmse", "pruned_params", "pruned_test_loss", "mean_image
            "seconds_per_epoch", "val_loss"]
 
 
-def pick_top(results: pd.DataFrame, top: int) -> pd.DataFrame:
-    """Each arm's `top` best configurations among trials that ran the full epoch budget (collapsed
-    ones too: they rank last, and an arm whose every trial collapsed is confirmed as such)."""
+def pick_top(results: pd.DataFrame, top: int, selection=None) -> pd.DataFrame:
+    """Each arm's `top` best configurations among trials that ran the full epoch budget, by what
+    the search selected on (selection.rank: collapsed ones too, ranked last, so that an arm whose
+    every trial collapsed is confirmed as such; with two objectives, the Pareto set first)."""
+    from .selection import Selection, rank
     full = results[results["status"].isin(FINISHED) & (results["epochs_completed"] >= results["epochs_budget"])]
-    picks = full.sort_values(["arm", "val_loss"]).groupby("arm", sort=False).head(top).copy()
+    ranked = rank(full, selection or Selection())
+    picks = ranked.groupby("arm", sort=False).head(top).sort_values("arm", kind="stable").copy()
     picks["rank"] = picks.groupby("arm").cumcount() + 1
     return picks
 
@@ -108,10 +111,11 @@ def run_confirm(output: Path, top: int, seeds: int, cpus_per_trial: int, address
     from .data import load_dataset
     from .search import GPU_SHARE, check_trial_fits, connect
     from .results import read_results, read_run_json
+    from .selection import Selection
     from .search_trial import trial_train_size
     meta = read_run_json(output)
     results = read_results(output, meta)
-    picks = pick_top(results, top)
+    picks = pick_top(results, top, Selection.from_dict(meta.get("selection")))
     splits = load_dataset(meta["dataset"], data_dir=data_dir, seed=meta.get("seed", 0))
     connect(address)
     gpus, warning = gpus_per_run(gpus_per_trial, searched_on_gpu(picks), ray.cluster_resources().get("GPU", 0),

@@ -10,6 +10,7 @@ from typing import Callable
 import pandas as pd
 
 from .errors import UserError
+from .selection import Selection
 from .status import FINISHED
 
 
@@ -74,7 +75,8 @@ def read_results(path: Path, run: dict) -> pd.DataFrame:
         if len(mine) != s.get("trials", len(mine)):
             problem = f"has {len(mine)} rows of arm {arm}, run.json counts {s['trials']} trials"
         elif s.get("best_val_loss") is not None:
-            best = summarize_arm(mine, int(run.get("epochs") or 0)).get("best_val_loss")
+            best = summarize_arm(mine, int(run.get("epochs") or 0),
+                                 Selection.from_dict(run.get("selection"))).get("best_val_loss")
             if best is None or abs(best - s["best_val_loss"]) > 1e-9 * max(1.0, abs(s["best_val_loss"])):
                 problem = f"gives arm {arm} a best val_loss of {best}, run.json {s['best_val_loss']}"
         if problem:
@@ -131,13 +133,23 @@ def table(rows: list[dict]) -> pd.DataFrame:
     return df[[c for c in CORE if c in df] + sorted(c for c in df if c not in CORE)]
 
 
-def summarize_arm(rows: pd.DataFrame, epochs: int) -> dict:
-    """An arm's counts by outcome and its best full-budget trial (a collapsed one only when every
-    full-budget trial collapsed: the count says so)."""
+def summarize_arm(rows: pd.DataFrame, epochs: int, selection=None) -> dict:
+    """An arm's counts by outcome and its best full-budget trial by what the search selected on
+    (selection.rank: a collapsed one only when every full-budget trial collapsed: the count says
+    so). best_val_loss is that trial's val_loss whatever it was selected on."""
+    from .selection import Selection, rank
+    selection = selection or Selection()
     full = rows[rows["status"].isin(FINISHED) & (rows["epochs_completed"] >= epochs)] if len(rows) else rows
     feasible = rows[rows["status"] != "infeasible"] if "status" in rows else rows
-    best = full.loc[full["val_loss"].idxmin()] if len(full) else None
-    return {"trials": int(len(rows)), "feasible": int(len(feasible)), "full_budget": int(len(full)),
+    ranked = rank(full, selection) if len(full) else full
+    best = ranked.iloc[0] if len(ranked) else None
+    extra = {}
+    if not selection.is_default() and best is not None:
+        extra = {f"best_{o.metric}": float(best[o.metric]) for o in selection.objectives if o.metric != "val_loss"}
+        if selection.multi:
+            extra["pareto_set"] = int(full["pareto_optimal"].fillna(False).astype(bool).sum()) \
+                if "pareto_optimal" in full else 0
+    return {**extra, "trials": int(len(rows)), "feasible": int(len(feasible)), "full_budget": int(len(full)),
             "diverged": int((rows.get("status") == "diverged").sum()) if len(rows) else 0,
             "collapsed": int((rows.get("status") == "collapsed").sum()) if len(rows) else 0,
             "errors": int((rows.get("status") == "error").sum()) if len(rows) else 0,
@@ -164,7 +176,10 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
 def format_summary_line(key: str, s: dict) -> str:
     hidden = s.get("best_hidden")
     hidden = "none" if hidden in (None, "", "nan") else hidden
-    best = f"best val_loss {s['best_val_loss']:.5f} (trial {s['best_trial']}, hidden {hidden})" \
+    chosen = [(k[len("best_"):], v) for k, v in s.items() if k.startswith("best_val_") and k != "best_val_loss"]
+    by = "".join(f" {name} {v:.5g}," for name, v in chosen)     # what it was selected on, when not val_loss
+    front = f"Pareto set of {s['pareto_set']}; " if "pareto_set" in s else ""
+    best = f"{front}best{by} val_loss {s['best_val_loss']:.5f} (trial {s['best_trial']}, hidden {hidden})" \
         if s.get("best_val_loss") is not None else "no full-budget trial"
     collapsed = f"{s['collapsed']} collapsed, " if s.get("collapsed") else ""
     return (f"{key}: {s['trials']} trials, {s['feasible']} feasible, {s['full_budget']} full-budget, "

@@ -34,6 +34,10 @@ def check_space(space: Space) -> None:
         raise UserError(f"{where}: tolerance must be between 0 and 1 (0.02 = 2%), got {space.tolerance!r}")
     if not isinstance(space.budgets, (list, tuple)) or not space.budgets:
         raise UserError(f"{where}: budgets must be a non-empty list such as ['4x', '16x'] or [25888]")
+    try:
+        space.selection()
+    except ValueError as e:
+        raise UserError(f"{where}: {e}") from None
     seen = set()
     for arm in space.arms:
         if not isinstance(arm, Arm):
@@ -194,3 +198,11 @@ def check_axes(contexts, splits, dataset: str) -> None:
         if c.train_size is not None and c.train_size > len(splits.train_x):
             raise UserError(f"training-set size {c.train_size:,} is more than the {len(splits.train_x):,} training "
                             f"images of {dataset} (after its validation split); give smaller --train-sizes or 'full'")
+
+
+def check_selection(space: Space, contexts, asha: bool) -> None:
+    """Every arm's trials record what the space selects on, when the scheduler needs it."""
+    from .selection import check_arms
+    problems = check_arms(space.selection(), {c.key: c.arm.variant for c in contexts}, asha)
+    if problems:
+        raise UserError(f"{_where(space)}: " + "; ".join(problems))

@@ -62,9 +62,20 @@ class Space:
     grace_period: int = 1
     reduction_factor: int = 4
     asha: bool = True                           # False: every trial runs every epoch (a demo to reproduce)
+    # What trials are selected on (tunekae.selection): a validation metric and its direction, or
+    # two (metric, mode) objectives for a Pareto set (those run without ASHA, which ranks by one)
+    metric: str = "val_loss"
+    mode: str = "min"
+    objectives: list | None = None
     tolerance: float = 0.02
     source: str = ""                            # the module or file it came from
     source_sha256: str = ""                     # of that file: --resume refuses an edited space
+
+
+    def selection(self):
+        """The Selection these fields ask for; ValueError naming what is wrong."""
+        from .selection import Selection
+        return Selection.of(self.metric, self.mode, self.objectives)
 
 
 @dataclass

@@ -86,6 +86,7 @@ class EpochReport:
     status: str = "ok"           # ok | diverged
     terms: dict = field(default_factory=dict)   # epoch means of every loss term ("loss": the objective)
     peak_mem_mb: float = math.nan   # peak memory of this fit so far (see peak_memory_mb)
+    val_terms: dict = field(default_factory=dict)   # the weighted terms and the objective on val (validation_terms)
 
 
 @dataclass
@@ -254,6 +255,39 @@ def reconstruction_loss(model: torch.nn.Module, x: torch.Tensor, target: torch.T
         model.train(was_training)
 
 
+_VAL_TERMS_SEED = 0x7E5A     # a WAE's prior samples on val: the same draw every epoch
+
+
+@torch.no_grad()
+def validation_terms(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor,
+                     batch_size: int = 4096) -> dict[str, float]:
+    """The model's weighted loss terms (kl, ks, mmd) and its objective ("loss") on x in eval mode,
+    chunk means weighted by chunk size. Eval mode means the code is the posterior mean (no
+    sampling noise in the reconstruction term) and the KAN regularizers, measured on a training
+    batch's activations, are left out: this is the variant's own loss as a validation number.
+    A model without weighted terms ({} from weighted_terms) returns {}: its objective on val is
+    its reconstruction loss, val_loss."""
+    weighted = getattr(model, "weighted_terms", dict)()
+    if not weighted:
+        return {}
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums: dict[str, float] = {}
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(_VAL_TERMS_SEED)
+            for i in range(0, len(x), batch_size):
+                chunk = x[i:i + batch_size].to(device)
+                want = target[i:i + batch_size].to(device)
+                terms = model.loss_terms(want, model(chunk))
+                for name in (*weighted, "loss"):
+                    sums[name] = sums.get(name, 0.0) + float(terms[name]) * len(chunk)
+    finally:
+        model.train(was_training)
+    return {name: total / max(len(x), 1) for name, total in sums.items()}
+
+
 def warm_up_device(model: torch.nn.Module, cfg: TrainConfig, device: torch.device, x: torch.Tensor,
                    target: torch.Tensor) -> None:
     """One untimed training step and validation pass of a throwaway copy of the model on a batch
@@ -414,12 +448,15 @@ def _fit(model, splits, cfg: TrainConfig, on_epoch, device: torch.device, should
         diverged = diverged or not means or not all(math.isfinite(v) for v in means)
         val_loss = DIVERGED_LOSS if diverged else reconstruction_loss(model, val_in, val_x if val_t is None else val_t)
         diverged = diverged or not math.isfinite(val_loss)
+        val_terms = {} if diverged else validation_terms(model, val_in, val_x if val_t is None else val_t)
+        diverged = diverged or not all(math.isfinite(v) for v in val_terms.values())
         if diverged:   # large finite numbers, never NaN: schedulers and samplers can rank them
             status, val_loss = "diverged", DIVERGED_LOSS
             terms = {k: (v if math.isfinite(v) else DIVERGED_LOSS) for k, v in terms.items()}
+            val_terms = {k: DIVERGED_LOSS for k in val_terms}
         train_loss = DIVERGED_LOSS if diverged else terms.get("recon", terms.get("loss"))
         report = EpochReport(epoch, train_loss, val_loss, epoch_seconds, train_seconds,
-                             "diverged" if diverged else "ok", terms, peak_memory_mb(device))
+                             "diverged" if diverged else "ok", terms, peak_memory_mb(device), val_terms)
         history.append(report)
         keep_going = on_epoch(report) if on_epoch is not None else None
         if diverged:

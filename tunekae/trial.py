@@ -147,7 +147,8 @@ def run_trial(params: dict, arm: ArmSpec, run: RunSpec, splits, report: Callable
                    "train_loss": epoch_report.train_loss, "val_loss": epoch_report.val_loss,
                    "epoch_seconds": epoch_report.epoch_seconds, "train_seconds": epoch_report.train_seconds,
                    "seconds_per_epoch": epoch_report.train_seconds / max(epoch_report.epoch, 1),
-                   "peak_mem_mb": epoch_report.peak_mem_mb, "status": epoch_report.status}
+                   "peak_mem_mb": epoch_report.peak_mem_mb, "status": epoch_report.status,
+                   **term_metrics(epoch_report)}
         last = epoch_report.epoch >= train_cfg.epochs and epoch_report.status == "ok"
         if last:                              # final metrics ride on the last report
             try:
@@ -176,6 +177,18 @@ def run_trial(params: dict, arm: ArmSpec, run: RunSpec, splits, report: Callable
                  "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=5)}
         report(final)
     return final
+
+
+def term_metrics(epoch_report) -> dict:
+    """An epoch's loss terms as report keys: train_<term> for every training term beside the
+    reconstruction (kl, ks, mmd, kan_l1, kan_entropy, latent_l1: epoch means), train_objective
+    for what was minimised, and on validation val_<term> and val_objective (train.validation_terms;
+    the reconstruction loss itself where the objective has no other term)."""
+    out = {f"train_{k}": v for k, v in epoch_report.terms.items() if k not in ("recon", "loss")}
+    out["train_objective"] = epoch_report.terms.get("loss", epoch_report.train_loss)
+    out.update({f"val_{k}": v for k, v in epoch_report.val_terms.items() if k != "loss"})
+    out["val_objective"] = epoch_report.val_terms.get("loss", epoch_report.val_loss)
+    return out
 
 
 def _metric_name(name: str, split: str) -> str:

@@ -186,7 +186,7 @@ def _check_tracking(args) -> None:
 
 def run(args) -> int:
     from ..data import load_dataset
-    from ..space_checks import check_axes, check_budgets_fit, check_defines, check_task
+    from ..space_checks import check_axes, check_budgets_fit, check_defines, check_selection, check_task
     from ..spaces import arm_contexts, load_space
 
     saved_run: dict = {}   # run.json of the search that --resume continues
@@ -238,6 +238,10 @@ def run(args) -> int:
     _check_arms_unique(contexts)
     check_budgets_fit(contexts, space, splits.input_dim)
     check_defines(space, contexts, splits.input_dim)
+    selection = space.selection()
+    # a space may reproduce a demo that ran every epoch; two objectives have no one number to rank by
+    asha = space.asha and not args.no_asha and not selection.multi
+    check_selection(space, contexts, asha)
     if args.resume:
         _check_resume_space(saved_run, space, contexts)
     samples, epochs = args.samples or space.samples_per_arm, args.epochs or space.epochs
@@ -253,12 +257,12 @@ def run(args) -> int:
     from ..results import format_summary_line, resume_command
     from ..search import SearchOptions, run_search, shutdown
     from ..search.disk_full import disk_full
-    asha = space.asha and not args.no_asha   # a space may reproduce a demo that ran every epoch
     _check_tracking(args)
     opts = SearchOptions(samples=samples, epochs=epochs, seed=args.seed, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, address=args.address,
                          verbose=args.verbose, quiet=args.quiet, asha=asha, storage=args.storage,
-                         optuna_storage=args.optuna_storage, tensorboard=args.tensorboard, mlflow=args.mlflow)
+                         optuna_storage=args.optuna_storage, tensorboard=args.tensorboard, mlflow=args.mlflow,
+                         selection=selection)
     options = {k: getattr(args, k) for k in ("space", "dataset", "data_dir", "samples", "epochs", "budgets", "latents",
                                              "train_sizes", "seed",
                                              "tolerance", "grace_period", "reduction_factor", "cpus_per_trial",
@@ -274,6 +278,7 @@ def run(args) -> int:
             "arms": [c.to_dict() for c in contexts], "samples_per_arm": samples, "epochs": epochs,
             "asha": {"grace_period": min(space.grace_period, epochs), "reduction_factor": space.reduction_factor,
                      "max_t": epochs} if asha else None,
+            "selection": selection.to_dict(),
             "seed": args.seed, "command": command_line(),
             "rerun_command": rerun_command(space, dataset, contexts, samples, epochs, args.seed, asha, output),
             "options": options,

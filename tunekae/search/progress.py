@@ -8,6 +8,7 @@ import time
 
 from ray import tune
 
+from ..selection import Objective
 from .trial_log import ARM, STUDY_TRIAL
 
 REDRAW_S = 0.5
@@ -15,9 +16,11 @@ REDRAW_S = 0.5
 
 class Progress(tune.Callback):
     def __init__(self, totals: dict[str, int], done: dict[str, int], best: dict[str, float], epochs: int,
-                 quiet: bool = False, stream=None):
-        """totals: trials per arm; done/best: what earlier sessions of a resumed search finished."""
+                 quiet: bool = False, stream=None, objective: Objective = Objective()):
+        """totals: trials per arm; done/best: what earlier sessions of a resumed search finished;
+        best: of `objective`, what the search selects on."""
         self.totals, self.done, self.best, self.epochs = totals, dict(done), dict(best), epochs
+        self.objective = objective
         self.quiet = quiet
         self._stream = stream
         self.live = not quiet and self.stream.isatty()
@@ -53,11 +56,12 @@ class Progress(tune.Callback):
     def _finished(self, trial, result: dict) -> None:
         arm = trial.config.get(ARM)
         self.done[arm] = self.done.get(arm, 0) + 1
-        loss = result.get("val_loss")
-        if result.get("status") in ("ok", "collapsed") and isinstance(loss, (int, float)) and math.isfinite(loss):
-            self.best[arm] = min(self.best.get(arm, math.inf), loss)
+        value, o = self.objective.value(result), self.objective
+        if value != o.worst:
+            pick = min if o.mode == "min" else max
+            self.best[arm] = pick(self.best.get(arm, o.worst), value)
         if not self.quiet:
-            self._print(trial_line(arm, trial.config.get(STUDY_TRIAL), result, self.epochs))
+            self._print(trial_line(arm, trial.config.get(STUDY_TRIAL), result, self.epochs, o.metric))
 
     def _print(self, line: str) -> None:
         self._clear()
@@ -73,7 +77,7 @@ class Progress(tune.Callback):
         if not self.live:
             return
         self._clear()
-        lines = [arm_line(a, self.done.get(a, 0), n, self.running.get(a, 0), self.best.get(a))
+        lines = [arm_line(a, self.done.get(a, 0), n, self.running.get(a, 0), self.best.get(a), self.objective.metric)
                  for a, n in self.totals.items()]
         self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
@@ -84,11 +88,17 @@ class Progress(tune.Callback):
         self._clear()
 
 
-def trial_line(arm: str, number, result: dict, epochs: int) -> str:
+def _shown(name: str, value) -> str:
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and abs(value) < 1e6
+    return f"{name} {value:.6f}" if ok else ""
+
+
+def trial_line(arm: str, number, result: dict, epochs: int, metric: str = "val_loss") -> str:
     status = result.get("status", "?")
     done = int(result.get("epochs_completed") or 0)
-    loss = result.get("val_loss")
-    shown = f"val_loss {loss:.6f}" if isinstance(loss, (int, float)) and math.isfinite(loss) and loss < 1e6 else ""
+    shown = _shown("val_loss", result.get("val_loss"))
+    if metric != "val_loss" and (also := _shown(metric, result.get(metric))):   # what it is selected on, too
+        shown = f"{shown}  {also}" if shown else also
     if status == "ok" and done < epochs:
         ending = f"stopped early by ASHA at epoch {done}"
     elif status in ("ok", "collapsed"):
@@ -98,8 +108,8 @@ def trial_line(arm: str, number, result: dict, epochs: int) -> str:
     return f"  {arm}:{number:<4} {done:>3}/{epochs} epochs  {shown:<19} {ending}".rstrip()
 
 
-def arm_line(arm: str, done: int, total: int, running: int, best: float | None) -> str:
+def arm_line(arm: str, done: int, total: int, running: int, best: float | None, metric: str = "val_loss") -> str:
     width = 20
     filled = int(width * done / max(total, 1))
-    best_text = f", best val_loss {best:.6f}" if best is not None and math.isfinite(best) else ""
+    best_text = f", best {metric} {best:.6f}" if best is not None and math.isfinite(best) else ""
     return f"  {arm:<16} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} trials, {running} running{best_text}"

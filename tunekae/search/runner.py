@@ -30,6 +30,7 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from ..errors import UserError
 from ..results import infeasible_row, summarize_arm, table, trial_row, write_atomic, write_results
+from ..selection import Selection
 from ..spaces import ArmContext, Space, starting_point
 from ..trial import RunSpec
 from .cluster import check_trial_fits, connect, trial_capacity, trial_resources
@@ -63,6 +64,7 @@ class SearchOptions:
     tensorboard: bool = False             # TensorBoard event files per trial (Tune's TBXLoggerCallback)
     mlflow: str | None = None             # an MLflow tracking URI (Tune's MLflowLoggerCallback)
     callbacks: tuple = ()                 # more tune.Callback objects (the benchmarks time trials with one)
+    selection: Selection = Selection()    # what trials are ranked and chosen by (the space's)
 
 
 def run_search(space: Space, contexts: list[ArmContext], splits, opts: SearchOptions, output: Path,
@@ -127,7 +129,7 @@ def _run(space, contexts, splits, opts, output, meta, resume, cluster: Cluster |
     storage = open_storage(output, opts.optuna_storage)
     feasible = [c for c in contexts if c.feasible]
     studies = open_studies(storage, [c.key for c in feasible],
-                           {c.key: starting_point(c, c.arm.define) for c in feasible})
+                           {c.key: starting_point(c, c.arm.define) for c in feasible}, opts.selection)
     plans = [plan_arm(i, c, studies[c.key], opts.samples, output, opts.epochs) for i, c in enumerate(feasible)]
     sessions = meta.setdefault("sessions", [])
     sessions.append({"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "resume": resume})
@@ -136,7 +138,8 @@ def _run(space, contexts, splits, opts, output, meta, resume, cluster: Cluster |
         _train(space, plans, splits, opts, output, meta, len(sessions), cluster or start_ray(opts))
     rows = table(results_rows(space, contexts, studies, opts.epochs, len(splits.train_x)))
     rows = write_results(output, rows, meta["dataset"])
-    meta["summary"] = {c.key: summarize_arm(rows[rows["arm"] == c.key], opts.epochs) for c in contexts}
+    meta["summary"] = {c.key: summarize_arm(rows[rows["arm"] == c.key], opts.epochs, opts.selection)
+                       for c in contexts}
     meta["wall_seconds"] = meta.get("wall_seconds", 0) + time.time() - started
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(output / "run.json", meta)
@@ -183,18 +186,20 @@ def _train(space, plans: list[ArmPlan], splits, opts: SearchOptions, output: Pat
                   tolerance=space.tolerance, seed=opts.seed, threads=max(1, int(opts.cpus_per_trial)),
                   device="cuda" if per["gpu"] else "cpu")
     scheduler = ArmScheduler([p.key for p in plans], opts.epochs, space.grace_period, space.reduction_factor,
-                             asha=opts.asha)
+                             asha=opts.asha, objective=opts.selection.primary)
     spec = SearchSpec(run, {p.key: p.ctx.spec() for p in plans}, str(output.resolve()), _epochs_tune_sees(scheduler, opts))
     for plan in plans:
         replay_finished(scheduler, plan.key, plan.study)
-    searcher = ArmSearcher(plans, opts.seed, opts.epochs, scheduler.stopped_early)
-    progress = Progress({p.key: opts.samples for p in plans}, *_done_so_far(plans), opts.epochs, quiet=opts.quiet)
+    searcher = ArmSearcher(plans, opts.seed, opts.epochs, scheduler.stopped_early, opts.selection)
+    progress = Progress({p.key: opts.samples for p in plans}, *_done_so_far(plans, opts.selection), opts.epochs,
+                        quiet=opts.quiet, objective=opts.selection.primary)
     total = sum(len(p.reruns) + p.to_ask for p in plans)
     ctrl_c = CtrlC()
     fn = tune.with_resources(tune.with_parameters(trainable, data=[ray.put(splits)], spec=spec), per)
     tuner = tune.Tuner(
         fn,
-        tune_config=tune.TuneConfig(metric="val_loss", mode="min", search_alg=searcher, scheduler=scheduler,
+        tune_config=tune.TuneConfig(metric=opts.selection.primary.metric, mode=opts.selection.primary.mode,
+                                    search_alg=searcher, scheduler=scheduler,
                                     num_samples=total, max_concurrent_trials=concurrency, reuse_actors=True,
                                     trial_name_creator=trial_name, trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name="search" if session == 1 else f"resume-{session - 1}",
@@ -227,19 +232,21 @@ def replay_finished(scheduler: ArmScheduler, key: str, study) -> None:
     ended = [t for t in study.trials() if t.state in FINISHED_STATES and "result" in t.user_attrs]
     for t in sorted(ended, key=lambda t: t.datetime_complete or t.datetime_start):
         last = int(t.user_attrs["result"].get("epoch") or t.user_attrs["result"].get("epochs_completed") or 0)
-        reports = [{"epoch": e, "val_loss": v} for e, v in sorted(t.intermediate_values.items()) if e <= last]
+        reports = [{"epoch": e, scheduler.objective.metric: v} for e, v in sorted(t.intermediate_values.items())
+                   if e <= last]
         scheduler.replay(key, f"{key}:{t.number}", reports)
 
 
-def _done_so_far(plans: list[ArmPlan]) -> tuple[dict, dict]:
+def _done_so_far(plans: list[ArmPlan], selection: Selection) -> tuple[dict, dict]:
     done, best = {}, {}
+    objective = selection.primary
     for p in plans:
         results = [t.user_attrs.get("result", {}) for t in p.study.trials() if t.state in FINISHED_STATES]
         done[p.key] = len(results)
-        losses = [r["val_loss"] for r in results if r.get("status") in ("ok", "collapsed")
-                  and int(r.get("epochs_completed") or 0) >= 1]
-        if losses:
-            best[p.key] = min(losses)
+        values = [objective.value(r) for r in results if int(r.get("epochs_completed") or 0) >= 1]
+        values = [v for v in values if v != objective.worst]
+        if values:
+            best[p.key] = min(values) if objective.mode == "min" else max(values)
     return done, best
 
 
@@ -250,10 +257,13 @@ def results_rows(space: Space, contexts: list[ArmContext], studies: dict, epochs
         if not ctx.feasible:
             rows.append(infeasible_row(ctx, space.name, epochs, full_size))
             continue
+        pareto = studies[ctx.key].pareto_numbers()
         for t in studies[ctx.key].trials():
             if "result" in t.user_attrs:
                 rows.append(trial_row(ctx, space.name, epochs, t.number, t.user_attrs.get("config", t.params),
                                       t.user_attrs["result"], full_size))
+                if pareto is not None:
+                    rows[-1]["pareto_optimal"] = t.number in pareto
     return rows
 
 

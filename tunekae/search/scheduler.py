@@ -11,10 +11,10 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from ..selection import Objective
 from .trial_log import ARM
 
 TIME_ATTR = "epoch"   # the reported epoch (not Tune's report count: reports skip epochs; a replay keeps them)
-METRIC, MODE = "val_loss", "min"
 
 
 def decision_epochs(epochs: int, grace_period: int, reduction_factor: int) -> frozenset[int]:
@@ -27,11 +27,13 @@ def decision_epochs(epochs: int, grace_period: int, reduction_factor: int) -> fr
 
 
 class ArmScheduler(FIFOScheduler):
-    def __init__(self, keys: list[str], epochs: int, grace_period: int, reduction_factor: int, asha: bool = True):
-        """asha False: no early stopping (every trial runs every epoch), for ablations."""
+    def __init__(self, keys: list[str], epochs: int, grace_period: int, reduction_factor: int, asha: bool = True,
+                 objective: Objective = Objective()):
+        """asha False: no early stopping (every trial runs every epoch), for ablations. `objective`:
+        what the search selects on (a metric every epoch reports, when asha)."""
         super().__init__()
-        self.asha = asha
-        self.arms = {k: ASHAScheduler(time_attr=TIME_ATTR, metric=METRIC, mode=MODE, max_t=epochs,
+        self.asha, self.objective = asha, objective
+        self.arms = {k: ASHAScheduler(time_attr=TIME_ATTR, metric=objective.metric, mode=objective.mode, max_t=epochs,
                                       grace_period=min(grace_period, epochs), reduction_factor=reduction_factor)
                      for k in keys} if asha else {}
         self.epochs = epochs
@@ -46,8 +48,8 @@ class ArmScheduler(FIFOScheduler):
         return decision_epochs(self.epochs, self.grace_period, self.reduction_factor)
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
-        """Tune's check that the experiment's metric is the scheduler's: it is validation loss."""
-        return metric in (None, METRIC) and mode in (None, MODE)
+        """Tune's check that the experiment's metric is the scheduler's: what the search selects on."""
+        return metric in (None, self.objective.metric) and mode in (None, self.objective.mode)
 
     def stopped_early(self, trial_id: str) -> bool:
         """Whether this scheduler stopped the trial before its last epoch."""
@@ -97,7 +99,7 @@ class ArmScheduler(FIFOScheduler):
         ghost = Trial("tunekae_replay", config={ARM: arm}, trial_id=name, stub=True)
         asha.on_trial_add(None, ghost)
         for report in reports:
-            if TIME_ATTR in report and METRIC in report:
+            if TIME_ATTR in report and self.objective.metric in report:
                 asha.on_trial_result(None, ghost, report)
         asha.on_trial_remove(None, ghost)
 

@@ -15,6 +15,7 @@ from typing import Callable
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from ..selection import Selection
 from ..spaces import ArmContext
 from .studies import ArmStudy, trial_seed
 from .trial_log import ARM, STUDY_TRIAL, is_final
@@ -48,9 +49,10 @@ class ArmPlan:
 
 
 class ArmSearcher(Searcher):
-    def __init__(self, plans: list[ArmPlan], seed: int, epochs: int, stopped_early: Callable[[str], bool]):
+    def __init__(self, plans: list[ArmPlan], seed: int, epochs: int, stopped_early: Callable[[str], bool],
+                 selection: Selection = Selection()):
         """`stopped_early(trial_id)`: whether the scheduler stopped that trial (ArmScheduler)."""
-        super().__init__(metric="val_loss", mode="min")
+        super().__init__(metric=selection.primary.metric, mode=selection.primary.mode)
         self.plans = {p.key: p for p in plans}
         self.order = [p.key for p in plans]
         self.seed, self.epochs, self.stopped_early = seed, epochs, stopped_early
@@ -103,9 +105,9 @@ class ArmSearcher(Searcher):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.live and "epoch" in result and "val_loss" in result:
+        if trial_id in self.live and "epoch" in result:
             key, number = self.live[trial_id]
-            self.plans[key].study.report(number, result["epoch"], result["val_loss"])
+            self.plans[key].study.report(number, result["epoch"], result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id not in self.live:
@@ -121,7 +123,7 @@ class ArmSearcher(Searcher):
         if not final or (not is_final(final, self.epochs) and not self.stopped_early(trial_id)):
             return   # Tune ended the run under it (Ctrl-C): left RUNNING, it trains again on resume
         if "epoch" in final:   # a result that made ASHA stop the trial reaches only this hook
-            study.report(number, final["epoch"], final["val_loss"])
+            study.report(number, final["epoch"], final)
         study.tell(number, final)
 
     def save(self, checkpoint_path: str) -> None:

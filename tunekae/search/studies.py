@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import UserError
+from ..selection import Selection
 
 JOURNAL = "studies.journal"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -85,6 +86,7 @@ class ArmStudy:
     key: str
     study: optuna.Study
     storage: object
+    selection: Selection = Selection()
 
     def trials(self) -> list[optuna.trial.FrozenTrial]:
         return sorted(self.study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -108,35 +110,50 @@ class ArmStudy:
         self.study.sampler = optuna.samplers.TPESampler(seed=seed)
         return optuna.trial.Trial(self.study, self.trial_id(number))
 
-    def report(self, number: int, epoch: int, value: float) -> None:
-        self.storage.set_trial_intermediate_value(self.trial_id(number), int(epoch), float(value))
+    def report(self, number: int, epoch: int, result: dict) -> None:
+        """The epoch's value of what is selected on (the dashboard's learning curves, and what a
+        resume replays into ASHA); a multi-objective study has no intermediate values."""
+        metric = self.selection.primary.metric
+        if not self.selection.multi and metric in result:
+            self.storage.set_trial_intermediate_value(self.trial_id(number), int(epoch), float(result[metric]))
 
     def record(self, number: int, name: str, value) -> None:
         self.storage.set_trial_user_attr(self.trial_id(number), name, value)
 
     def tell(self, number: int, result: dict, failed: bool = False) -> None:
-        """The trial's end: its final metrics as the user attribute "result", then COMPLETE with its
-        val_loss (large for infeasible, diverged and erroneous configurations, so TPE avoids them),
-        or FAIL (`failed`) when the trial's process died."""
+        """The trial's end: its final metrics as the user attribute "result", then COMPLETE with
+        the value(s) selected on (the worst for infeasible, diverged and erroneous configurations,
+        so TPE avoids them), or FAIL (`failed`) when the trial's process died."""
         self.record(number, "result", json_safe(result))
         if failed:
             self.study.tell(number, state=TrialState.FAIL)
         else:
-            self.study.tell(number, float(result["val_loss"]))
+            values = self.selection.values(result)
+            self.study.tell(number, values if self.selection.multi else values[0])
+
+    def pareto_numbers(self) -> set[int] | None:
+        """The numbers of the trials on the study's Pareto front (Optuna's best_trials) among those
+        that finished; None for a single-objective study."""
+        if not self.selection.multi:
+            return None
+        worst = [o.worst for o in self.selection.objectives]
+        return {t.number for t in self.study.best_trials if list(t.values) != worst}
 
 
-def open_studies(storage, keys: list[str], starts: dict[str, dict | None]) -> dict[str, ArmStudy]:
+def open_studies(storage, keys: list[str], starts: dict[str, dict | None],
+                 selection: Selection = Selection()) -> dict[str, ArmStudy]:
     """Each arm's study, created when new (with the arm's starting point enqueued as its first
-    trial), loaded when it exists."""
+    trial), loaded when it exists; its direction(s) are the selection's."""
+    directions = ["minimize" if o.mode == "min" else "maximize" for o in selection.objectives]
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)   # no "A new study created" per arm
     try:
         out = {}
         for key in keys:
-            study = optuna.create_study(study_name=key, storage=storage, direction="minimize", load_if_exists=True)
+            study = optuna.create_study(study_name=key, storage=storage, directions=directions, load_if_exists=True)
             if not study.get_trials(deepcopy=False) and starts.get(key):
                 study.enqueue_trial(starts[key])
-            out[key] = ArmStudy(key, study, storage)
+            out[key] = ArmStudy(key, study, storage, selection)
         return out
     finally:
         optuna.logging.set_verbosity(verbosity)
