@@ -12,11 +12,14 @@ D = "results/kae_vs_mlp-digits-20261124-101500"
 COMMANDS = {
     "pareto": ("non-dominated sets over (loss, params, train time), overall and per family; figures; hypervolumes",
                f"  python -m tunekae.analysis pareto {D}\n  python -m tunekae.analysis pareto {D} --loss val --out /tmp/a\n"
-               f"  python -m tunekae.analysis pareto {D} --params pruned     # a space that prunes (kan_hparams)"),
+               f"  python -m tunekae.analysis pareto {D} --params pruned     # a space that prunes (kan_hparams)\n"
+               f"  python -m tunekae.analysis pareto {D} --metric linear_acc # fronts over another metric (maximised)"),
     "table": ("each arm's best configuration as a markdown results table (+ CSV)",
-              f"  python -m tunekae.analysis table {D}\n  python -m tunekae.analysis table {D} --select val"),
+              f"  python -m tunekae.analysis table {D}\n  python -m tunekae.analysis table {D} --select val\n"
+              f"  python -m tunekae.analysis table {D} --metric kl"),
     "compare": ("per budget, the best configuration of each family; differences with 95% CI and Welch p-values",
-                f"  python -m tunekae.analysis compare {D}\n  python -m tunekae.analysis compare {D} --alpha 0.01"),
+                f"  python -m tunekae.analysis compare {D}\n  python -m tunekae.analysis compare {D} --alpha 0.01\n"
+                f"  python -m tunekae.analysis compare {D} --metric knn_acc"),
     "recon": ("originals vs reconstructions of each family's best saved model (+ latent scatter for 2-D codes)",
               f"  python -m tunekae.analysis recon {D}\n  python -m tunekae.analysis recon {D} --n 10 --data-dir ~/data"),
     "importance": ("Optuna (fANOVA) hyperparameter importances per arm from the search's studies",
@@ -28,16 +31,27 @@ COMMANDS = {
     "report": ("everything available, linked from report.md with the question, protocol and answer",
                f"  python -m tunekae.analysis report {D}\n  python -m tunekae.analysis report {D} --out analysis/kae_vs_mlp"),
 }
-OUTPUTS = {"pareto": "pareto.csv, hypervolume.csv, pareto_params.png, pareto_time.png (--params pruned: pareto_pruned*)",
-           "table": "table.md, table.csv", "compare": "compare.md, compare.csv (needs confirmed_runs.csv)",
+OUTPUTS = {"pareto": "pareto.csv, hypervolume.csv, pareto_params.png, pareto_time.png (--params pruned: pareto_pruned*; "
+                     "--metric NAME: pareto_NAME*, hypervolume_NAME.csv)",
+           "table": "table.md, table.csv (--metric NAME: table_NAME.*)",
+           "compare": "compare.md, compare.csv (needs confirmed_runs.csv; --metric NAME: compare_NAME.*)",
            "recon": "recon_<budget>.png (latent_<budget>.png for 2-D codes or point data)",
            "importance": "importance.csv, importance.png", "axes": "loss_vs_latent.png, loss_vs_train_size.png, axes.csv",
            "robustness": "robustness.png, denoised_gaussian.png (needs robustness.csv)",
            "report": "report.md and all of the above"}
 
 
+METRIC_HELP = ("rank, compare and draw fronts on this recorded metric instead of the loss, named bare (knn_acc is "
+               "val_knn_acc of the search and knn_acc of the confirmed runs): e.g. kl, active_units, ks_distance, "
+               "linear_acc, knn_acc, class_sep, silhouette, label_agreement, psnr, recall_at_5, denoise_gauss_mse, "
+               "gen_gmm_mmd, or any numeric column of results.csv / confirmed_runs.csv. Higher is better for "
+               "accuracies, class_sep, silhouette, label_agreement, psnr, recall_at_5, active_units and generation "
+               "entropy/confidence; lower for losses, errors, kl, ks_distance and MMDs; lower is assumed for a "
+               "column the registry does not know. Outputs get the name: table_kl.md, compare_kl.md, pareto_kl.csv")
 SELECT_HELP = ("how the best configuration of an arm is chosen among the confirmed ones: 'val' = the search's "
-               "validation rank 1 (default: the test split only reports, never selects), 'test' = lowest test_loss_mean")
+               "validation rank 1 (default: the test split only reports, never selects; with --metric, the best "
+               "validation value of that metric where the search recorded it), 'test' = lowest test_loss_mean "
+               "(with --metric, its best test mean)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "kan_hparams); writes pareto_pruned.csv and *_pruned figures")
         if name in ("table", "compare", "report"):
             p.add_argument("--select", choices=("val", "test"), default="val", help=SELECT_HELP)
+        if name in ("table", "compare", "pareto"):
+            p.add_argument("--metric", metavar="NAME", help=METRIC_HELP.replace("%", "%%"))
         if name in ("compare", "report"):
             p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
         if name in ("recon", "report", "robustness"):
@@ -82,9 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
 def dispatch(args) -> dict:
     from . import axes, compare, importance, pareto, recon, report, robustness, table
     from .load import load, output_dir
+    from .metric_names import column, not_in, resolve
     res = load(args.dir)
     if args.command == "compare":
         res.require_confirmed_runs()         # fail before creating DIR/analysis
+    metric = resolve(res, getattr(args, "metric", None))
+    if args.command == "compare" and column(metric, res.confirmed_runs, "runs") is None:
+        raise not_in(metric, res, "confirmed_runs.csv")    # compare tests the seeds' values
     if getattr(args, "previous", None):
         res.require_confirmed_runs()
         load(args.previous).require_confirmed_runs()
@@ -95,11 +115,11 @@ def dispatch(args) -> dict:
     out = output_dir(res, args.out)
     c = args.command
     if c == "pareto":
-        done = pareto.run(res, out, args.loss, args.params)
+        done = pareto.run(res, out, args.loss, args.params, metric)
     elif c == "table":
-        done = table.run(res, out, args.select)
+        done = table.run(res, out, args.select, metric)
     elif c == "compare":
-        done = compare.run(res, out, args.select, args.alpha)
+        done = compare.run(res, out, args.select, args.alpha, metric)
     elif c == "recon":
         done = recon.run(res, out, n=args.n, data_dir=args.data_dir)
     elif c == "importance":
