@@ -17,8 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .status import FINISHED
-from .train import DIVERGED_LOSS
+from .status import DIVERGED_LOSS, FINISHED
 
 MODES = ("min", "max")
 # Reported after every epoch (trial.term_metrics): what ASHA can rank trials by. Each needs the

@@ -8,4 +8,5 @@
     error       the configuration or the training failed
 """
 COLLAPSE_MARGIN = 0.05
+DIVERGED_LOSS = 1e6     # reported instead of NaN/inf: large, finite, sortable by schedulers
 FINISHED = ("ok", "collapsed")   # runs whose loss is real: in means, fronts and tables

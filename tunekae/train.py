@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from .models import ModelConfig, build_model, corrupt
+from .status import DIVERGED_LOSS
 
-DIVERGED_LOSS = 1e6          # reported instead of NaN/inf: large, finite, sortable by schedulers
 OPTIMIZERS = ("adam", "adamw", "sgd", "lbfgs")
 GRID_SAMPLE = 2048           # training inputs a KAN grid update sees
 _RNG_OFFSET = 0x5EED         # the global RNG (dropout, VAE noise) draws from seed + this
