@@ -22,7 +22,8 @@ def best_per_arm(res: Results) -> pd.DataFrame:
     if res.confirmed is not None and "test_loss_mean" in res.confirmed:
         c = res.confirmed.copy()
         c["test_loss_mean"] = pd.to_numeric(c["test_loss_mean"], errors="coerce")
-        best = c.sort_values("test_loss_mean").drop_duplicates("arm")
+        # the search's validation rank 1 where confirm recorded ranks: test numbers report, never select
+        best = c.sort_values(["rank", "test_loss_mean"] if "rank" in c else ["test_loss_mean"]).drop_duplicates("arm")
         out = best.assign(loss=best["test_loss_mean"], loss_std=best.get("test_loss_std", np.nan), source="test")
     else:
         full = res.full.sort_values("val_loss").drop_duplicates("arm")

@@ -18,6 +18,7 @@ from ..status import FINISHED
 from .load import Results
 from .metric_names import DEFAULT, Metric, column, lookup, not_in
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
+from .settings import axis_columns, groups, with_settings
 from .table import best_confirmed
 
 
@@ -66,11 +67,12 @@ def compare_table(res: Results, select: str = "val", alpha: float = 0.05, metric
         raise not_in(metric, res, "confirmed_runs.csv")
     runs["_v"] = pd.to_numeric(runs[col], errors="coerce")
     ok = runs[_ok(runs) & np.isfinite(runs["_v"])]
-    best = _configs(res, select, metric)
+    best = with_settings(_configs(res, select, metric), res.results)
+    axes = axis_columns(res.results)
     mean_col, std_col = value_columns(metric)
     rows = []
-    for budget in sorted(pd.to_numeric(best["budget"]).dropna().unique()):
-        at = best[pd.to_numeric(best["budget"]) == budget]
+    for setting, at in groups(best[np.isfinite(pd.to_numeric(best["budget"], errors="coerce"))]):
+        budget = pd.to_numeric(at["budget"]).iloc[0]
         by_family = {}
         for _, r in at.iterrows():
             sel = ok[(ok["arm"].astype(str) == str(r["arm"])) & (ok["trial_id"].astype(str) == str(r["trial_id"]))]
@@ -86,6 +88,7 @@ def compare_table(res: Results, select: str = "val", alpha: float = 0.05, metric
                 {"diff": 0.0, "ci_low": np.nan, "ci_high": np.nan, "t": np.nan, "df": np.nan, "p_value": np.nan}
             spe = pd.to_numeric(sel.get("seconds_per_epoch", pd.Series(dtype=float)), errors="coerce")
             rows.append({"budget": int(budget), "budget_label": r.get("budget_label", res.budget_label(budget)),
+                         "setting": setting, **{a: r[a] for a in axes},
                          "family": fam, "arm": r["arm"], "trial_id": r["trial_id"], "rank": r.get("rank"),
                          "params": r.get("params"), "n": len(losses), "metric": col,
                          "higher_is_better": metric.higher, mean_col: losses.mean(),
@@ -105,7 +108,9 @@ def budget_sentence(at: pd.DataFrame, metric: Metric | None = None) -> str:
     # "worse by" reads as a size; for a higher-is-better metric the signed difference is <= 0
     how = "" if metric.is_default or not metric.higher else f"{metric.worse_word()}; "
     win = at[at["is_best"]].iloc[0]
-    head = (f"At {win['budget_label']} ({fmt_params(win['budget'])} parameters) the best family is "
+    where = f"{win['budget_label']} ({win['setting']})" if "setting" in at else \
+        f"{win['budget_label']} ({fmt_params(win['budget'])} parameters)"
+    head = (f"At {where} the best family is "
             f"{win['family']} with {label} {fmt_pm(win[mean_col], win[std_col])} (n={int(win['n'])})")
     others = []
     for _, r in at[~at["is_best"]].iterrows():
@@ -144,7 +149,7 @@ def to_markdown(table: pd.DataFrame, select: str, alpha: float, metric: Metric |
              f"Metric: {metric.name} ({table['metric'].iloc[0]} of confirmed_runs.csv); {metric.direction}.\n",
              "Difference = family minus the budget's best family; 95% CI and p from Welch's t-test "
              "(unequal variances) over seeds.\n"]
-    for budget, at in table.groupby("budget", sort=True):
+    for setting, at in groups(table):
         shown = pd.DataFrame({
             "family": at["family"] + np.where(at["is_best"], " (best)", ""),
             "params": at["params"].map(fmt_params),
@@ -154,7 +159,7 @@ def to_markdown(table: pd.DataFrame, select: str, alpha: float, metric: Metric |
             "ci": [("–" if b or not np.isfinite(lo) else f"[{fmt_loss(lo)}, {fmt_loss(hi)}]")
                    for b, lo, hi in zip(at["is_best"], at["ci_low"], at["ci_high"])],
             "p": [("–" if b else fmt_p(p)) for b, p in zip(at["is_best"], at["p_value"])]})
-        lines.append(f"#### {at['budget_label'].iloc[0]} = {fmt_params(budget)} parameters\n")
+        lines.append(f"#### {at['budget_label'].iloc[0]} = {setting}\n")
         lines.append(markdown_table(shown, {"family": "family", "params": "params", "loss": label,
                                             "n": "seeds", "spe": "s/epoch", "diff": "difference vs best",
                                             "ci": "95% CI", "p": "p (Welch)"}))

@@ -14,6 +14,7 @@ from ..provenance import describe
 from ..status import COLLAPSE_MARGIN
 from . import axes, compare, importance, pareto, recipe, recon, robustness, sweep, table
 from .load import Results
+from .settings import axis_columns, groups, trend_sentence
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
 
 
@@ -29,22 +30,23 @@ def answer_sentences(cmp: pd.DataFrame | None, tab: pd.DataFrame, alpha: float =
                 "These are single validation runs with no test of the differences; run `python -m tunekae "
                 "confirm` for test results over seeds.")
     clauses = []
-    for budget, at in cmp.groupby("budget", sort=True):
+    for setting, at in groups(cmp):
         win = at[at["is_best"]].iloc[0]
         vs = []
         for r in at[~at["is_best"]].itertuples():
             verdict = ("difference significant" if r.significant else "difference not significant") \
                 if np.isfinite(r.p_value) else "no test"
             vs.append(f"{r.family} {fmt_pm(r.test_loss_mean, r.test_loss_std)} ({verdict}, p={fmt_p(r.p_value)})")
-        clauses.append(f"{'at' if clauses else 'At'} {fmt_params(budget)} parameters the best {win['family']} reaches test MSE "
+        clauses.append(f"{'at' if clauses else 'At'} {setting} the best {win['family']} reaches test MSE "
                        f"{fmt_pm(win['test_loss_mean'], win['test_loss_std'])}" + (" vs " + ", ".join(vs) if vs else ""))
     wins = cmp[cmp["is_best"]]["family"].value_counts()
     top = sort_families(wins[wins == wins.max()].index)
     who = f"{top[0]} is the best family" if len(top) == 1 else f"{' and '.join(top)} are each best"
     others = cmp[~cmp["is_best"]]
+    where = "budgets" if cmp["setting"].nunique() == cmp["budget"].nunique() else "settings"
     return ("; ".join(clauses) + ". "
-            f"{who} at {int(wins.max())} of {cmp['budget'].nunique()} budgets, and "
-            f"{int(others['significant'].sum())} of {len(others)} differences to a budget's best family are "
+            f"{who} at {int(wins.max())} of {cmp['setting'].nunique()} {where}, and "
+            f"{int(others['significant'].sum())} of {len(others)} differences to a {where[:-1]}'s best family are "
             f"significant (Welch t-test over seeds, p < {alpha:g}).")
 
 
@@ -152,8 +154,14 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
     run_ = res.run
     title = f"{run_.get('space', res.path.name)} on {run_.get('dataset', '?')}"
     answer = answer_sentences(cmp["table"] if cmp else None, tab["table"], alpha)
+    axes_varied = axis_columns(res.results)
+    if cmp and axes_varied:   # a study along an axis answers first how the loss moves along it
+        answer = trend_sentence(cmp["table"], res.results) + " " + answer
     best_at = ("which family fits the function best (test MSE of f(x))" if res.regression
                else "which autoencoder family reconstructs best")
+    if axes_varied:
+        best_at += ", how does that change with the " + " and the ".join(
+            {"latent_dim": "latent size", "train_size": "training-set size"}[a] for a in axes_varied)
     md = [f"# {title}\n", "## Question\n", f"{run_.get('description') or 'not recorded'} — at the same parameter "
           f"budget and the same tuning effort, {best_at}, and at what cost in time?\n",
           "## Answer\n", answer + "\n",

@@ -1,0 +1,40 @@
+"""Families are compared within a setting (budget x latent size x training-set size), never
+across: a search along an axis gets one comparison per point of it and a sentence per family
+along the axis."""
+import pandas as pd
+from test_analysis_cli import make_results_dir
+
+from tunekae.analysis.compare import compare_table
+from tunekae.analysis.load import load
+from tunekae.analysis.settings import axis_columns, trend_sentence, with_settings
+
+
+def test_a_plain_search_has_one_setting_per_budget(tmp_path):
+    res = load(make_results_dir(tmp_path / "run", models=False, studies=False))
+    assert axis_columns(res.results) == []
+    cmp = compare_table(res)
+    assert sorted(cmp["setting"].unique()) == ["1,000 parameters", "4,000 parameters"]
+    assert (cmp.groupby("setting")["family"].nunique() == 2).all()
+
+
+def test_families_at_different_latent_sizes_are_not_compared(tmp_path):
+    d = make_results_dir(tmp_path / "run", models=False, studies=False)
+    results = pd.read_csv(d / "results.csv", dtype={"trial_id": str})
+    results["latent_dim"] = results["family"].map({"mlp": 8, "kae": 32})
+    results.to_csv(d / "results.csv", index=False)
+    res = load(d)
+    assert axis_columns(res.results) == ["latent_dim"]
+    cmp = compare_table(res)
+    assert len(cmp) == 4 and cmp["is_best"].all()          # one family per setting: nothing to test
+    assert set(cmp["setting"]) == {"1,000 parameters, latent 8", "1,000 parameters, latent 32",
+                                   "4,000 parameters, latent 8", "4,000 parameters, latent 32"}
+    assert cmp["p_value"].isna().all()
+
+
+def test_the_trend_sentence_reads_each_family_along_the_axis():
+    results = pd.DataFrame({"arm": ["a", "b", "c", "d"], "latent_dim": [8, 16, 8, 16], "budget": [100] * 4})
+    cmp = pd.DataFrame({"arm": ["a", "b", "c", "d"], "family": ["mlp", "mlp", "kae", "kae"], "budget": [100] * 4,
+                        "test_loss_mean": [0.5, 0.25, 0.75, 0.125]})
+    cmp = with_settings(cmp, results)
+    assert trend_sentence(cmp, results) == ("Test MSE against latent size (100 parameters): mlp 0.5 at 8, 0.25 at 16; "
+                                            "kae 0.75 at 8, 0.125 at 16.")
