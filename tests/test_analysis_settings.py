@@ -38,3 +38,24 @@ def test_the_trend_sentence_reads_each_family_along_the_axis():
     cmp = with_settings(cmp, results)
     assert trend_sentence(cmp, results) == ("Test MSE against latent size (100 parameters): mlp 0.5 at 8, 0.25 at 16; "
                                             "kae 0.75 at 8, 0.125 at 16.")
+
+
+def test_every_metric_table_marks_the_best_family_in_each_metrics_direction(tmp_path):
+    """Known answers: kae has the higher linear_acc and the lower kl at every setting."""
+    import numpy as np
+
+    from tunekae.analysis import metrics_table
+    d = make_results_dir(tmp_path / "run", models=False, studies=False)
+    runs = pd.read_csv(d / "confirmed_runs.csv", dtype={"trial_id": str})
+    jitter = np.tile([-0.01, 0.0, 0.01], len(runs) // 3)
+    runs["linear_acc"] = runs["family"].map({"mlp": 0.7, "kae": 0.9}) + jitter
+    runs["kl"] = runs["family"].map({"mlp": 5.0, "kae": 2.0}) + jitter
+    runs.to_csv(d / "confirmed_runs.csv", index=False)
+    out = metrics_table.run(load(d), tmp_path)
+    t = out["table"]
+    assert {"loss", "linear_acc", "kl"} <= set(t["metric"]) and "gen_gmm_mmd" not in set(t["metric"])
+    best = t[t["is_best"] & t["metric"].isin(["linear_acc", "kl"])]
+    assert set(best["family"]) == {"kae"} and len(best) == 4
+    assert (t[~t["is_best"] & t["metric"].isin(["linear_acc", "kl"])]["p_value"] < 0.01).all()
+    assert "| linear_acc | higher |" in out["markdown"] and "| kl | lower |" in out["markdown"]
+    assert (tmp_path / "metrics.csv").exists()
