@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .generation import METRICS as GENERATION_METRICS
 from .results import write_atomic
 from .status import FINISHED
 
@@ -17,7 +18,7 @@ PARTIAL_MODELS = "models.partial"   # an unfinished confirm's models
 CONFIRM_SEED_BASE = 10_000   # fresh seeds, disjoint from the search's trial seeds
 SUMMARY = ["test_loss", "rmse", "pruned_params", "pruned_test_loss", "mean_image_mse", "psnr", "knn_acc", "linear_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse",
            "label_agreement", "class_sep", "kl", "active_units", "ks_distance", "train_seconds",
-           "seconds_per_epoch", "val_loss"]
+           "seconds_per_epoch", "val_loss", *GENERATION_METRICS]
 
 
 def pick_top(results: pd.DataFrame, top: int, selection=None) -> pd.DataFrame:
@@ -40,6 +41,7 @@ def confirm_one(config_json: str, seed: int, splits, threads: int, device: str =
     import torch
 
     from .data import subset_train
+    from .generation import generation_scores
     from .metrics import evaluate, run_status
     from .models import ModelConfig, build_model
     from .train import TrainConfig, fit, seed_everything
@@ -55,6 +57,7 @@ def confirm_one(config_json: str, seed: int, splits, threads: int, device: str =
            "seconds_per_epoch": result.seconds_per_epoch, "val_loss": result.val_loss}
     if result.status == "ok":
         row.update(evaluate(model, splits, split="test", seed=seed))
+        row.update(generation_scores(model, splits, seed=seed))
         row["status"], row["mean_image_mse"] = run_status("ok", row["test_loss"], splits, "test")
         if train_cfg.prune:
             from .pruning import pruned_metrics

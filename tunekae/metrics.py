@@ -18,6 +18,8 @@
     kl, active_units, ks_distance   VAE family only (models with a posterior)
     rmse              regression (function:NAME) only, with {split}_loss: sqrt of the MSE, as pykan reports
     mean_image_mse    the baseline: MSE of predicting the training set's mean image for every x
+    gen_gmm_*, gen_prior_*   generation (entropy, confidence, mmd of decoded samples): not here but
+                      in generation.py, which confirm calls beside evaluate
 
 A run whose loss stays within COLLAPSE_MARGIN of the mean-image baseline (or above it) learned
 nothing an average image does not give: its status is `collapsed`, not `ok` (run_status).

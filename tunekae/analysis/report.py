@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import UserError
 from ..provenance import describe
 from ..status import COLLAPSE_MARGIN
-from . import axes, compare, importance, pareto, recipe, recon, robustness, sweep, table
+from . import axes, compare, generation, importance, pareto, recipe, recon, robustness, sweep, table
 from .load import Results
 from .settings import axis_columns, groups, trend_sentence
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
@@ -204,6 +204,10 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
                ("Test MSE of f(x) as the inputs' corruption grows" if res.regression else
                 "Reconstruction MSE against the clean test image as the corruption grows")
                + " (each confirmed configuration's saved model).\n"] + [f"![{f}]({f})\n" for f in rob["files"]]
+    gen = _optional("generation", lambda: generation.run(res, out, select, data_dir), notes) \
+        if generation.has_scores(res) else None
+    if gen:
+        md += gen["markdown"]
     ax = _optional("axes", lambda: axes.run(res, out), notes)
     if ax and ax["files"]:
         md += ["### Loss against latent size and training-set size\n",
@@ -219,7 +223,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         md += ["## Notes\n"] + [f"- {n}\n" for n in notes]
     files = par["files"] + tab["files"] + (cmp["files"] if cmp else []) + (rcp["files"] if rcp else []) + \
         (["changes.csv"] if changed else []) + (ax["files"] if ax else []) + (rob["files"] if rob else []) + \
-        (rec["files"] if rec else []) + \
+        (gen["files"] if gen else []) + (rec["files"] if rec else []) + \
         (imp["files"] if imp else [])
     (out / "report.md").write_text("\n".join(md))
     return {"files": ["report.md", *files], "notes": notes, "answer": answer}

@@ -6,6 +6,7 @@ Every model speaks one interface, used by the training engine and the metrics:
     terms = model.loss_terms(x, out)   # {"loss": total to minimise, "recon": mean per-pixel MSE, ...}
     model.encode(x)                # deterministic code (posterior mean for the VAE family)
     model.reconstruct(x)           # evaluation reconstruction (decodes the posterior mean)
+    model.decode(z)                # output of a code (the decoder and its output activation)
 """
 from __future__ import annotations
 
@@ -77,8 +78,11 @@ class Autoencoder(nn.Module):
         z = self.encoder(x)
         return AEOutput(recon=self.decoder(z), z=z)
 
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encode(x))
+        return self.decode(self.encode(x))
 
     def loss_terms(self, x: torch.Tensor, out: AEOutput) -> dict[str, torch.Tensor]:
         recon = F.mse_loss(out.recon, x)   # mean per-pixel MSE: the number every family reports
