@@ -59,3 +59,7 @@ def test_every_metric_table_marks_the_best_family_in_each_metrics_direction(tmp_
     assert (t[~t["is_best"] & t["metric"].isin(["linear_acc", "kl"])]["p_value"] < 0.01).all()
     assert "| linear_acc | higher |" in out["markdown"] and "| kl | lower |" in out["markdown"]
     assert (tmp_path / "metrics.csv").exists()
+    sentence = metrics_table.answer_sentence(t)
+    assert "highest linear_acc kae (0.9; ahead of every other family)" in sentence
+    assert "lowest kl kae (2; ahead of every other family)" in sentence
+    assert sentence.count("By the other metrics at") == 2     # one per budget

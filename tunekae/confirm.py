@@ -17,7 +17,8 @@ from .status import FINISHED
 PARTIAL_MODELS = "models.partial"   # an unfinished confirm's models
 CONFIRM_SEED_BASE = 10_000   # fresh seeds, disjoint from the search's trial seeds
 SUMMARY = ["test_loss", "rmse", "pruned_params", "pruned_test_loss", "mean_image_mse", "psnr", "knn_acc", "linear_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse",
-           "label_agreement", "class_sep", "kl", "active_units", "ks_distance", "train_seconds",
+           "label_agreement", "class_sep", "silhouette", "kl", "active_units", "ks_distance", "train_objective",
+           "val_objective", "train_seconds",
            "seconds_per_epoch", "val_loss", *GENERATION_METRICS]
 
 
@@ -45,6 +46,7 @@ def confirm_one(config_json: str, seed: int, splits, threads: int, device: str =
     from .metrics import evaluate, run_status
     from .models import ModelConfig, build_model
     from .train import TrainConfig, fit, seed_everything
+    from .trial import term_metrics
     torch.set_num_threads(max(1, threads))
     splits = subset_train(splits, train_size, search_seed)
     cfg = json.loads(config_json)
@@ -55,6 +57,8 @@ def confirm_one(config_json: str, seed: int, splits, threads: int, device: str =
     result = fit(model, splits, train_cfg)
     row = {"seed": seed, "status": result.status, "train_seconds": result.train_seconds,
            "seconds_per_epoch": result.seconds_per_epoch, "val_loss": result.val_loss}
+    if result.history:   # the last epoch's loss terms (train_kl, val_objective, ...), as the search records them
+        row.update(term_metrics(result.history[-1]))
     if result.status == "ok":
         row.update(evaluate(model, splits, split="test", seed=seed))
         row.update(generation_scores(model, splits, seed=seed))

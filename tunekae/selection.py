@@ -49,7 +49,7 @@ class Objective:
         return float(v)
 
     def describe(self) -> str:
-        return f"{self.metric} ({'lower' if self.mode == 'min' else 'higher'} is better)"
+        return f"{self.metric}, {'lower' if self.mode == 'min' else 'higher'} is better"
 
 
 @dataclass(frozen=True)

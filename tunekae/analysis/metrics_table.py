@@ -76,3 +76,24 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05) -> dict | N
         return None
     table.to_csv(out / "metrics.csv", index=False)
     return {"table": table, "markdown": to_markdown(table, alpha), "files": ["metrics.csv"]}
+
+
+def answer_sentence(table: pd.DataFrame) -> str:
+    """Which family is best on each metric besides reconstruction, per setting, and whether it is
+    significantly ahead of every other family (the answer a VAE-family study gives)."""
+    sentences = []
+    for setting in dict.fromkeys(table["setting"]):
+        at = table[(table["setting"] == setting) & (table["metric"] != "loss")]
+        parts = []
+        for name in dict.fromkeys(at["metric"]):
+            m = at[at["metric"] == name]
+            best = m[m["is_best"]].iloc[0]
+            others = m[~m["is_best"]]
+            clear = "ahead of every other family" if len(others) and others["significant"].all() else \
+                "not significantly ahead of " + ", ".join(others[~others["significant"]]["family"]) \
+                if len(others) else "the only family"
+            better = "highest" if best["higher_is_better"] else "lowest"
+            parts.append(f"{better} {name} {best['family']} ({float(best['mean']):.4g}; {clear})")
+        if parts:
+            sentences.append(f"By the other metrics at {setting}: " + "; ".join(parts) + ".")
+    return " ".join(sentences)

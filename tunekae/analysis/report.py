@@ -11,8 +11,9 @@ import pandas as pd
 
 from ..errors import UserError
 from ..provenance import describe
+from ..selection import Selection
 from ..status import COLLAPSE_MARGIN
-from . import axes, compare, generation, importance, pareto, recipe, recon, robustness, sweep, table
+from . import axes, compare, generation, importance, metrics_table, pareto, recipe, recon, robustness, sweep, table
 from .load import Results
 from .settings import axis_columns, groups, trend_sentence
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
@@ -81,8 +82,9 @@ def protocol(res: Results) -> str:
                 f"max_t {asha.get('max_t')}" if isinstance(asha, dict) else "off (every trial runs every epoch)")
     shape = (f"{run.get('input_dim', '?')} input(s), a regression" if res.regression else
              f"input dim {run.get('input_dim', '?')}, latent dim {run.get('latent_dim', '?')}")
-    lines = [f"- **Dataset:** {run.get('dataset', '?')} ({shape}); splits: {split_txt}. Selection on validation, "
-             "test only in confirmation.",
+    selected = Selection.from_dict(run.get("selection")).describe()
+    lines = [f"- **Dataset:** {run.get('dataset', '?')} ({shape}); splits: {split_txt}. Selection on validation "
+             f"({selected}), test only in confirmation.",
              f"- **Budgets (trainable parameters):** {budgets}.",
              f"- **Arms:** {', '.join(sort_families(res.results['family']))} at every budget; "
              f"{run.get('samples_per_arm', '?')} trials per arm (Optuna TPE, one study per arm), "
@@ -149,6 +151,8 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         if res.confirmed_runs is not None else None
     if cmp is None and res.confirmed_runs is None:
         notes.append("compare skipped: no confirmed_runs.csv (run `python -m tunekae confirm DIR`)")
+    mets = _optional("metrics", lambda: metrics_table.run(res, out, select, alpha), notes) \
+        if res.confirmed_runs is not None else None
     rec = _optional("recon", lambda: recon.run(res, out, data_dir=data_dir), notes)
     imp = _optional("importance", lambda: importance.run(res, out), notes)
     run_ = res.run
@@ -159,6 +163,11 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         answer = trend_sentence(cmp["table"], res.results) + " " + answer
     best_at = ("which family fits the function best (test MSE of f(x))" if res.regression
                else "which autoencoder family reconstructs best")
+    own = mets is not None and "kl" in set(mets["table"]["metric"])   # the VAE family: its own metrics
+    if own:
+        answer += " " + metrics_table.answer_sentence(mets["table"])
+        best_at += ", and which is best by the VAE family's own metrics (KL, active units, KS distance, the probes " \
+                   "on the codes, generation)"
     if axes_varied:
         best_at += ", how does that change with the " + " and the ".join(
             {"latent_dim": "latent size", "train_size": "training-set size"}[a] for a in axes_varied)
@@ -168,6 +177,8 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
           "## Protocol\n", protocol(res), "## Results\n", tab["markdown"], "Numbers: [table.csv](table.csv).\n"]
     if cmp:
         md += [cmp["markdown"], "Numbers: [compare.csv](compare.csv).\n"]
+    if mets:
+        md += [mets["markdown"], "Numbers: [metrics.csv](metrics.csv).\n"]
     changed = previous_changes(res, out, previous, select, alpha, why) if previous else None
     if changed:
         md += [changed["markdown"], "Numbers: [changes.csv](changes.csv).\n"]
@@ -223,7 +234,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         md += ["## Notes\n"] + [f"- {n}\n" for n in notes]
     files = par["files"] + tab["files"] + (cmp["files"] if cmp else []) + (rcp["files"] if rcp else []) + \
         (["changes.csv"] if changed else []) + (ax["files"] if ax else []) + (rob["files"] if rob else []) + \
-        (gen["files"] if gen else []) + (rec["files"] if rec else []) + \
+        (gen["files"] if gen else []) + (mets["files"] if mets else []) + (rec["files"] if rec else []) + \
         (imp["files"] if imp else [])
     (out / "report.md").write_text("\n".join(md))
     return {"files": ["report.md", *files], "notes": notes, "answer": answer}
