@@ -624,3 +624,11 @@ def test_two_objectives_search_without_asha_and_keep_the_pareto_set(run_cli, tmp
     assert len(study.directions) == 2
     n = int(done["pareto_optimal"].sum())
     assert n >= 1 and f"Pareto set of {n}" in out
+    # the report answers with the Pareto set and draws it
+    from tunekae.analysis.cli import main as analysis_main
+    assert analysis_main(["report", str(out_dir), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    answer = report.split("## Answer")[1].split("##")[0]
+    assert "Pareto sets over val_loss and val_kl" in answer and f"{n} trial" in answer
+    assert len(pd.read_csv(tmp_path / "report" / "pareto_set.csv")) == n
+    assert (tmp_path / "report" / "objectives.png").stat().st_size > 5_000

@@ -13,7 +13,7 @@ from ..errors import UserError
 from ..provenance import describe
 from ..selection import Selection
 from ..status import COLLAPSE_MARGIN
-from . import axes, compare, generation, importance, metrics_table, pareto, recipe, recon, robustness, sweep, table
+from . import axes, compare, generation, importance, metrics_table, objectives, pareto, recipe, recon, robustness, sweep, table
 from .load import Results
 from .settings import axis_columns, groups, trend_sentence
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
@@ -153,6 +153,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         notes.append("compare skipped: no confirmed_runs.csv (run `python -m tunekae confirm DIR`)")
     mets = _optional("metrics", lambda: metrics_table.run(res, out, select, alpha), notes) \
         if res.confirmed_runs is not None else None
+    two = _optional("objectives", lambda: objectives.run(res, out), notes)
     rec = _optional("recon", lambda: recon.run(res, out, data_dir=data_dir), notes)
     imp = _optional("importance", lambda: importance.run(res, out), notes)
     run_ = res.run
@@ -163,6 +164,8 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         answer = trend_sentence(cmp["table"], res.results) + " " + answer
     best_at = ("which family fits the function best (test MSE of f(x))" if res.regression
                else "which autoencoder family reconstructs best")
+    if two:   # a two-objective search answers with its trade-off first
+        answer = objectives.answer_sentence(two["table"], res) + " " + answer
     own = mets is not None and "kl" in set(mets["table"]["metric"])   # the VAE family: its own metrics
     if own:
         answer += " " + metrics_table.answer_sentence(mets["table"])
@@ -179,6 +182,8 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         md += [cmp["markdown"], "Numbers: [compare.csv](compare.csv).\n"]
     if mets:
         md += [mets["markdown"], "Numbers: [metrics.csv](metrics.csv).\n"]
+    if two:
+        md += two["markdown"]
     changed = previous_changes(res, out, previous, select, alpha, why) if previous else None
     if changed:
         md += [changed["markdown"], "Numbers: [changes.csv](changes.csv).\n"]
@@ -234,7 +239,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         md += ["## Notes\n"] + [f"- {n}\n" for n in notes]
     files = par["files"] + tab["files"] + (cmp["files"] if cmp else []) + (rcp["files"] if rcp else []) + \
         (["changes.csv"] if changed else []) + (ax["files"] if ax else []) + (rob["files"] if rob else []) + \
-        (gen["files"] if gen else []) + (mets["files"] if mets else []) + (rec["files"] if rec else []) + \
+        (gen["files"] if gen else []) + (mets["files"] if mets else []) + (two["files"] if two else []) + (rec["files"] if rec else []) + \
         (imp["files"] if imp else [])
     (out / "report.md").write_text("\n".join(md))
     return {"files": ["report.md", *files], "notes": notes, "answer": answer}
