@@ -63,3 +63,13 @@ def test_every_metric_table_marks_the_best_family_in_each_metrics_direction(tmp_
     assert "highest linear_acc kae (0.9; ahead of every other family)" in sentence
     assert "lowest kl kae (2; ahead of every other family)" in sentence
     assert sentence.count("By the other metrics at") == 2     # one per budget
+
+
+def test_the_answer_names_configurations_whose_seeds_collapsed():
+    from tunekae.analysis.report import collapsed_sentence
+    cmp = pd.DataFrame({"arm": ["kan_b1", "mlp_b1"], "trial_id": ["t1", "t2"], "family": ["kan", "mlp"],
+                        "setting": ["100 parameters, latent 8"] * 2})
+    runs = pd.DataFrame({"arm": ["kan_b1"] * 3 + ["mlp_b1"] * 3, "trial_id": ["t1"] * 3 + ["t2"] * 3,
+                         "status": ["collapsed", "collapsed", "ok", "ok", "ok", "ok"]})
+    assert collapsed_sentence(cmp, runs).endswith(": kan at 100 parameters, latent 8 (2 of 3 seeds).")
+    assert collapsed_sentence(cmp, runs.assign(status="ok")) == ""

@@ -72,6 +72,23 @@ def _collapsed_runs(runs: pd.DataFrame) -> str:
             f"kept in the means)")
 
 
+def collapsed_sentence(cmp: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """Which compared configurations learned no more than the mean image (their seeds collapsed):
+    a loss that is a failure to learn, not a family's reach, must be named in the answer."""
+    if "status" not in runs:
+        return ""
+    parts = []
+    for r in cmp.itertuples():
+        seeds = runs[(runs["arm"].astype(str) == str(r.arm)) & (runs["trial_id"].astype(str) == str(r.trial_id))]
+        n = int((seeds["status"] == "collapsed").sum())
+        if n:
+            parts.append(f"{r.family} at {r.setting} ({n} of {len(seeds)} seeds)")
+    if not parts:
+        return ""
+    return ("Collapsed to the mean image (test MSE within "
+            f"{COLLAPSE_MARGIN:.0%} of predicting the mean training image): " + "; ".join(parts) + ".")
+
+
 def protocol(res: Results) -> str:
     run = res.run
     splits = run.get("splits") or {}
@@ -159,6 +176,8 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
     run_ = res.run
     title = f"{run_.get('space', res.path.name)} on {run_.get('dataset', '?')}"
     answer = answer_sentences(cmp["table"] if cmp else None, tab["table"], alpha)
+    if cmp and (collapsed := collapsed_sentence(cmp["table"], res.confirmed_runs)):
+        answer += " " + collapsed
     axes_varied = axis_columns(res.results)
     if cmp and axes_varied:   # a study along an axis answers first how the loss moves along it
         answer = trend_sentence(cmp["table"], res.results) + " " + answer
