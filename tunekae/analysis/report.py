@@ -97,8 +97,18 @@ def protocol(res: Results) -> str:
     asha = run.get("asha")
     asha_txt = (f"grace period {asha.get('grace_period')}, reduction factor {asha.get('reduction_factor')}, "
                 f"max_t {asha.get('max_t')}" if isinstance(asha, dict) else "off (every trial runs every epoch)")
+    latents = sorted(pd.to_numeric(res.results["latent_dim"], errors="coerce").dropna().astype(int).unique()) \
+        if "latent_dim" in res.results else []
+    latent_txt = (f"latent dims {', '.join(map(str, latents))}" if len(latents) > 1 else
+                  f"latent dim {latents[0] if latents else run.get('latent_dim', '?')}")
     shape = (f"{run.get('input_dim', '?')} input(s), a regression" if res.regression else
-             f"input dim {run.get('input_dim', '?')}, latent dim {run.get('latent_dim', '?')}")
+             f"input dim {run.get('input_dim', '?')}, {latent_txt}")
+    full = (run.get("splits") or {}).get("train")
+    sizes = sorted(pd.to_numeric(res.results["train_size"], errors="coerce").dropna().astype(int).unique()) \
+        if "train_size" in res.results else []
+    if sizes and sizes != [full]:   # arms trained on subsets: say so beside the split sizes
+        split_txt += (f"; the arms train on {', '.join(f'{n:,}' for n in sizes)} training images (nested seeded "
+                      f"subsets of the training split)")
     selected = Selection.from_dict(run.get("selection")).describe()
     lines = [f"- **Dataset:** {run.get('dataset', '?')} ({shape}); splits: {split_txt}. Selection on validation "
              f"({selected}), test only in confirmation.",
