@@ -13,7 +13,7 @@ import pandas as pd
 from .load import Results
 from .style import family_color, plt, save, sort_families
 
-AXES = {"latent_dim": ("latent size", "loss_vs_latent", False),
+AXES = {"latent_dim": ("latent size", "loss_vs_latent", True),   # sweeps double the latent: 8, 16, 32
         "train_size": ("training images", "loss_vs_train_size", True)}
 
 
@@ -50,6 +50,9 @@ def run(res: Results, out) -> dict:
                         linestyle="-" if budget == best["budget_label"].iloc[0] else "--")
         if log_x:
             ax.set_xscale("log")
+            ticks = sorted(best[axis].dropna().unique())
+            ax.set_xticks(ticks, [f"{int(t):,}" for t in ticks])
+            ax.minorticks_off()
         ax.set_yscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel(f"{best['source'].iloc[0]} loss (each arm's best configuration)")
