@@ -37,8 +37,12 @@ def test_confirm_writes_mean_std_n(pipeline_dir):
     full = results[results["status"].isin(["ok", "collapsed"]) & (results["epochs_completed"] >= results["epochs_budget"])]
     top = full.groupby("arm").size().clip(upper=2)       # each arm's top 2 of its full-budget trials
     assert len(top) == 4 and len(confirmed) == top.sum() and (confirmed["n"] == 3).all()   # 3 seeds each
-    for metric in ("test_loss", "psnr", "knn_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse"):
-        assert {f"{metric}_mean", f"{metric}_std"} <= set(confirmed.columns)
+    for metric in ("test_loss", "psnr", "knn_acc", "recall_at_5", "denoise_sp_mse", "denoise_gauss_mse", "silhouette",
+                   "gen_gmm_entropy", "gen_gmm_mmd", "train_objective", "val_objective"):
+        assert {f"{metric}_mean", f"{metric}_std"} <= set(confirmed.columns), metric
+    # an autoencoder's objective is its reconstruction: the last epoch's terms, as the search records them
+    ok = runs[runs["status"] == "ok"]
+    assert (ok["val_objective"] == ok["val_loss"]).all() and (runs["train_objective"] > 0).all()
     one = confirmed.iloc[0]
     same = runs[(runs["arm"] == one["arm"]) & (runs["trial_id"].astype(str) == str(one["trial_id"]))]
     assert one["test_loss_mean"] == pytest.approx(same["test_loss"].mean())
@@ -50,7 +54,7 @@ def test_confirm_writes_mean_std_n(pipeline_dir):
 def test_every_promised_file_exists_and_every_png_decodes(pipeline_dir):
     a = pipeline_dir / "analysis"
     for name in ("report.md", "pareto.csv", "hypervolume.csv", "table.md", "table.csv", "compare.md", "compare.csv", "recipe.csv",
-                 "importance.csv", "pareto_params.png", "pareto_time.png", "importance.png", "recon_1x.png",
+                 "metrics.csv", "generation.csv", "samples_1x.png", "samples_4x.png", "importance.csv", "pareto_params.png", "pareto_time.png", "importance.png", "recon_1x.png",
                  "recon_4x.png"):
         assert (a / name).exists(), name
     for png in a.glob("*.png"):
