@@ -275,3 +275,9 @@ def test_a_trial_log_on_a_full_disk_ends_the_record_not_the_trial(tmp_path):
         log.append({"status": "ok", "epoch": epoch, "epochs_completed": epoch, "val_loss": 0.1})
         assert log._file is None
     log.close()
+
+
+def test_a_trials_record_keeps_its_own_report_not_tunes_flattened_config():
+    from tunekae.search.searcher import metrics_of
+    result = {"val_loss": 0.1, "status": "ok", "config/lr": 0.01, "config/arm": "mlp_b1", "time_total_s": 3.0}
+    assert metrics_of(result) == {"val_loss": 0.1, "status": "ok"}

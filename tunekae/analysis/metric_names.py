@@ -109,7 +109,7 @@ PATTERNS: list[tuple[str, bool, str]] = [
 NOT_METRICS = {"arm", "family", "layer", "variant", "budget", "budget_label", "trial_id", "rank", "seed", "status",
                "stopped_early", "epochs_completed", "epochs_budget", "full_budget", "depth", "hidden", "params",
                "flops", "latent_dim", "train_size", "config_json", "n", "n_collapsed", "n_failed", "space",
-               "dataset", "input_dim", "epoch", "training_iteration"}
+               "dataset", "input_dim", "epoch", "training_iteration", "study_trial", "pareto_optimal"}
 
 
 def base_name(name: str) -> str:
@@ -165,7 +165,7 @@ def recorded(df: pd.DataFrame | None, source: str) -> list[str]:
         return []
     names = []
     for c in df.columns:
-        if c in NOT_METRICS or c.startswith(("hp_", "pruned_")) or c.endswith("_std") or c == "full_budget":
+        if c in NOT_METRICS or c.startswith(("hp_", "pruned_", "config/")) or c.endswith("_std") or c == "full_budget":
             continue
         if not _finite(df[c]).notna().any():
             continue

@@ -138,5 +138,6 @@ class ArmSearcher(Searcher):
 
 
 def metrics_of(result: dict) -> dict:
-    """A Tune result without Tune's bookkeeping: the trial's own report."""
-    return {k: v for k, v in result.items() if k not in TUNE_KEYS}
+    """A Tune result without Tune's bookkeeping (its keys, and the trial's config that Tune
+    flattens into `config/<name>` in some results): the trial's own report."""
+    return {k: v for k, v in result.items() if k not in TUNE_KEYS and not k.startswith("config/")}
