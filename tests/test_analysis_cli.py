@@ -142,18 +142,20 @@ def results_dir(tmp_path_factory):
     return make_results_dir(tmp_path_factory.mktemp("toy") / "run")
 
 
+def run_analysis(capsys, *argv):
+    """(exit status, stdout, stderr) of `python -m tunekae.analysis ARGV`, in this process."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.fixture
 def cli(capsys, monkeypatch):
     monkeypatch.setattr(recon, "load_splits", toy_splits)
-
-    def _run(*argv):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as e:
-            code = e.code
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    return _run
+    return lambda *argv: run_analysis(capsys, *argv)
 
 
 def assert_png(path):

@@ -6,9 +6,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from test_analysis_cli import make_results_dir
+from test_analysis_cli import make_results_dir, run_analysis
 
-from tunekae.analysis.cli import main
 from tunekae.analysis.compare import welch
 from tunekae.analysis.metric_names import lookup
 
@@ -42,13 +41,7 @@ def run_dir(tmp_path_factory):
     return d
 
 
-def cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+cli = run_analysis
 
 
 def _trial(d, family, budget, rank):
