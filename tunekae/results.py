@@ -10,7 +10,7 @@ from typing import Callable
 import pandas as pd
 
 from .errors import UserError
-from .selection import Selection
+from .selection import Selection, rank
 from .status import FINISHED
 
 
@@ -137,7 +137,6 @@ def summarize_arm(rows: pd.DataFrame, epochs: int, selection=None) -> dict:
     """An arm's counts by outcome and its best full-budget trial by what the search selected on
     (selection.rank: a collapsed one only when every full-budget trial collapsed: the count says
     so). best_val_loss is that trial's val_loss whatever it was selected on."""
-    from .selection import Selection, rank
     selection = selection or Selection()
     full = rows[rows["status"].isin(FINISHED) & (rows["epochs_completed"] >= epochs)] if len(rows) else rows
     feasible = rows[rows["status"] != "infeasible"] if "status" in rows else rows

@@ -4,12 +4,12 @@ one on that metric (what the VAE family is judged by: KL, active units, KS dista
 probes on the codes, the generation scores). One `compare --metric` per metric, in one table."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .compare import compare_table, value_columns
 from .load import Results
-from .metric_names import lookup
+from .metric_names import column, lookup
+from .settings import groups
 from .style import fmt_p, fmt_pm, markdown_table, sort_families
 
 # In the order a reader of a VAE paper looks for them; those a run does not record are left out.
@@ -20,11 +20,9 @@ METRICS = ["loss", "kl", "active_units", "ks_distance", "linear_acc", "knn_acc",
 
 def available(res: Results) -> list[str]:
     """The METRICS that confirmed_runs.csv holds a finite value of."""
-    runs = res.confirmed_runs
-    if runs is None:
+    if res.confirmed_runs is None:
         return []
-    col = {m: "test_loss" if m == "loss" else m for m in METRICS}
-    return [m for m in METRICS if col[m] in runs and np.isfinite(pd.to_numeric(runs[col[m]], errors="coerce")).any()]
+    return [m for m in METRICS if column(lookup(m), res.confirmed_runs, "runs") is not None]
 
 
 def metrics_table(res: Results, select: str = "val", alpha: float = 0.05) -> pd.DataFrame:
@@ -48,8 +46,7 @@ def to_markdown(table: pd.DataFrame, alpha: float) -> str:
              f"Bold: the best family on that metric; p: Welch's t-test against it (p < {alpha:g} "
              "significant). Each family's configuration is chosen per metric as `compare --metric` "
              "chooses it.\n"]
-    for setting in dict.fromkeys(table["setting"]):
-        at = table[table["setting"] == setting]
+    for setting, at in groups(table):
         families = sort_families(at["family"])
         shown = []
         for name in dict.fromkeys(at["metric"]):
@@ -82,8 +79,7 @@ def answer_sentence(table: pd.DataFrame) -> str:
     """Which family is best on each metric besides reconstruction, per setting, and whether it is
     significantly ahead of every other family (the answer a VAE-family study gives)."""
     sentences = []
-    for setting in dict.fromkeys(table["setting"]):
-        at = table[(table["setting"] == setting) & (table["metric"] != "loss")]
+    for setting, at in groups(table[table["metric"] != "loss"]):
         parts = []
         for name in dict.fromkeys(at["metric"]):
             m = at[at["metric"] == name]

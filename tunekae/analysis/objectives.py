@@ -12,22 +12,27 @@ from .style import family_color, fmt_params, markdown_table, plt, save, sort_fam
 from .table import key_hyperparameters
 
 
+def _objectives(res: Results) -> list[tuple[str, str]]:
+    """(metric, mode) of each objective the search selected on (run.json's record)."""
+    return [(o.metric, o.mode) for o in Selection.from_dict(res.run.get("selection")).objectives]
+
+
 def pareto_sets(res: Results) -> pd.DataFrame | None:
     """The Pareto-optimal trials of every arm, best first by the first objective; None when the
     search had one objective."""
-    selection = Selection.from_dict(res.run.get("selection"))
-    if not selection.multi or "pareto_optimal" not in res.results:
+    objectives = _objectives(res)
+    if len(objectives) < 2 or "pareto_optimal" not in res.results:
         return None
-    first = selection.objectives[0]
+    metric, mode = objectives[0]
     front = res.results[res.results["pareto_optimal"].fillna(False).astype(bool)]
-    return front.sort_values(["arm", first.metric], ascending=[True, first.mode == "min"])
+    return front.sort_values(["arm", metric], ascending=[True, mode == "min"])
 
 
 def run(res: Results, out) -> dict | None:
     front = pareto_sets(res)
     if front is None:
         return None
-    (a, da), (b, db) = [(o.metric, o.mode) for o in Selection.from_dict(res.run["selection"]).objectives]
+    (a, da), (b, db) = _objectives(res)
     done = res.results[res.results["status"].astype(str).isin(FINISHED)]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     families = sort_families(done["family"])
@@ -54,7 +59,7 @@ def run(res: Results, out) -> dict | None:
 
 def answer_sentence(front: pd.DataFrame, res: Results) -> str:
     """Each arm's Pareto set in a sentence: its size and the range of the trade-off it spans."""
-    (a, _), (b, _) = [(o.metric, o.mode) for o in Selection.from_dict(res.run["selection"]).objectives]
+    (a, _), (b, _) = _objectives(res)
     parts = []
     for arm, f in front.groupby("arm", sort=False):
         f = f.sort_values(a)

@@ -15,7 +15,7 @@ from ..selection import Selection
 from ..status import COLLAPSE_MARGIN
 from . import axes, compare, generation, importance, metrics_table, objectives, pareto, recipe, recon, robustness, sweep, table
 from .load import Results
-from .settings import axis_columns, groups, trend_sentence
+from .settings import AXIS_NAMES, axis_columns, groups, trend_sentence
 from .style import fmt_loss, fmt_p, fmt_params, fmt_pm, fmt_seconds, markdown_table, sort_families
 
 
@@ -201,8 +201,7 @@ def run(res: Results, out, select: str = "val", alpha: float = 0.05, data_dir=No
         best_at += ", and which is best by the VAE family's own metrics (KL, active units, KS distance, the probes " \
                    "on the codes, generation)"
     if axes_varied:
-        best_at += ", how does that change with the " + " and the ".join(
-            {"latent_dim": "latent size", "train_size": "training-set size"}[a] for a in axes_varied)
+        best_at += ", how does that change with the " + " and the ".join(AXIS_NAMES[a] for a in axes_varied)
     md = [f"# {title}\n", "## Question\n", f"{run_.get('description') or 'not recorded'} — at the same parameter "
           f"budget and the same tuning effort, {best_at}, and at what cost in time?\n",
           "## Answer\n", answer + "\n",

@@ -9,6 +9,7 @@ import pandas as pd
 from .style import fmt_params
 
 AXES = ("latent_dim", "train_size")
+AXIS_NAMES = {"latent_dim": "latent size", "train_size": "training-set size"}   # as a sentence names them
 
 
 def axis_columns(results: pd.DataFrame) -> list[str]:
@@ -53,7 +54,7 @@ def trend_sentence(cmp: pd.DataFrame, results: pd.DataFrame, mean_col: str = "te
         return ""
     sentences = []
     for axis in cols:
-        name = {"latent_dim": "latent size", "train_size": "training-set size"}[axis]
+        name = AXIS_NAMES[axis]
         others = [c for c in ("budget", *cols) if c != axis]
         for fixed, at in cmp.groupby(others, sort=True):
             fixed = fixed if isinstance(fixed, tuple) else (fixed,)
